@@ -1,0 +1,89 @@
+import type { RunView } from '../domain/index.js';
+
+/** An error answer from the API, or no answer at all (status 0). */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface RunSummary {
+  runId: string;
+  playbook: string | null;
+  status: string | null;
+  targets: string[];
+  alertSource: string | null;
+  severity: string | null;
+  startedAt: string;
+  closedAt: string | null;
+}
+
+export interface ApprovalAnswer {
+  status: string;
+  approvals: number;
+  required: number;
+}
+
+export type LedgerVerification =
+  | { ok: true; entries: number; headHash: string }
+  | { ok: false; entries: number; firstBad: { seq: number; reason: string } };
+
+/** The HTTP API as the CLI uses it: the CLI never talks to Temporal directly. */
+export class CordonApi {
+  constructor(
+    private readonly baseUrl: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  sendAlert(body: string): Promise<{ runId: string; status: string; duplicate: boolean }> {
+    return this.request('POST', '/v1/alerts', body);
+  }
+
+  listRuns(filter: { status?: string | undefined; playbook?: string | undefined; limit?: number | undefined }): Promise<{ runs: RunSummary[] }> {
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(filter)) if (value !== undefined) query.set(key, String(value));
+    const suffix = query.size > 0 ? `?${query.toString()}` : '';
+    return this.request('GET', `/v1/runs${suffix}`);
+  }
+
+  getRun(runId: string): Promise<RunView> {
+    return this.request('GET', `/v1/runs/${encodeURIComponent(runId)}`);
+  }
+
+  decide(runId: string, body: { decision: 'approve' | 'reject'; planDigest: string; comment?: string; channel: 'cli' }): Promise<ApprovalAnswer> {
+    return this.request('POST', `/v1/runs/${encodeURIComponent(runId)}/approvals`, JSON.stringify(body));
+  }
+
+  verifyAudit(): Promise<LedgerVerification> {
+    return this.request('GET', '/v1/audit/verify');
+  }
+
+  private async request<T>(method: string, path: string, body?: string): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    let response: Response;
+    try {
+      response = await fetch(`${this.baseUrl.replace(/\/+$/, '')}${path}`, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(30_000) });
+    } catch (error) {
+      throw new ApiError(0, 'Unreachable', `cannot reach the Cordon API at ${this.baseUrl}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`);
+    }
+    const text = await response.text();
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      throw new ApiError(response.status, 'BadResponse', `the API answered ${response.status} with a body that is not JSON`);
+    }
+    if (!response.ok) {
+      const error = (json as { error?: { type?: string; message?: string } } | undefined)?.error;
+      throw new ApiError(response.status, error?.type ?? 'Error', error?.message ?? `HTTP ${response.status}`);
+    }
+    return json as T;
+  }
+}

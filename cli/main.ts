@@ -1,0 +1,228 @@
+// The operator CLI, `cordon`. It talks only to the HTTP API, so authorization and audit have one path.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import { Command, CommanderError, Option } from 'commander';
+import pc from 'picocolors';
+import { loadCliEnv } from '../config/cli-env.js';
+import type { RunView } from '../domain/index.js';
+import { ApiError, CordonApi } from './api-client.js';
+
+/** Exit codes, for scripts. */
+export const EXIT = {
+  ok: 0,
+  error: 1,
+  usage: 2,
+  auth: 3,
+  notFound: 4,
+  conflict: 5,
+  invalid: 6,
+  unavailable: 7,
+  auditFailed: 10,
+} as const;
+
+function exitCodeFor(error: ApiError): number {
+  if (error.status === 0 || error.status === 503 || error.status === 502) return EXIT.unavailable;
+  if (error.status === 401 || error.status === 403) return EXIT.auth;
+  if (error.status === 404) return EXIT.notFound;
+  if (error.status === 409) return EXIT.conflict;
+  if (error.status === 400 || error.status === 413 || error.status === 415 || error.status === 422) return EXIT.invalid;
+  return EXIT.error;
+}
+
+interface GlobalOptions {
+  api?: string;
+  token?: string;
+  as?: string;
+  json?: boolean;
+}
+
+class UsageError extends Error {}
+
+async function resolveToken(options: GlobalOptions, dataDir: string, envToken: string | undefined): Promise<string | undefined> {
+  if (options.token) return options.token;
+  if (options.as) {
+    const file = join(dataDir, 'dev-credentials.json');
+    let credentials: Record<string, { token?: string }>;
+    try {
+      credentials = JSON.parse(await readFile(file, 'utf8')) as Record<string, { token?: string }>;
+    } catch (error) {
+      throw new UsageError(`--as ${options.as} reads the embedded default's ${file}, which cannot be read: ${(error as Error).message}`);
+    }
+    const token = Object.hasOwn(credentials, options.as) ? credentials[options.as]?.token : undefined;
+    if (!token) throw new UsageError(`no identity "${options.as}" in ${file} (known: ${Object.keys(credentials).join(', ')})`);
+    return token;
+  }
+  return envToken;
+}
+
+const statusColour = (status: string | null | undefined): string => {
+  if (!status) return pc.dim('unknown');
+  if (status === 'completed') return pc.green(status);
+  if (status === 'awaiting_approval') return pc.yellow(status);
+  if (['failed', 'needs_human', 'denied', 'rejected', 'expired', 'compensated', 'cancelled'].includes(status)) return pc.red(status);
+  return pc.cyan(status);
+};
+
+function printRun(run: RunView, write: (line: string) => void): void {
+  write(`${pc.bold(run.runId)}  ${statusColour(run.status)}  playbook ${run.playbook}`);
+  write(`  alert      ${run.alert.source}/${run.alert.id}  ${run.alert.kind}  severity ${run.alert.severity}  subject ${run.alert.subject.userName ?? run.alert.subject.id} (${run.alert.subject.system})`);
+  write(`  requested  by ${run.requestedBy} at ${run.createdAt}`);
+  if (run.error) write(`  error      ${pc.red(run.error.type)}: ${run.error.message}`);
+  if (run.plan) {
+    write(`\n${pc.bold('Plan')}  digest ${run.plan.digest}`);
+    const table = new Table({ head: ['action', 'type', 'target', 'change', 'policy'] });
+    for (const action of run.plan.actions) {
+      const change = action.type === 'RemoveGroupMembership' ? `leave group ${action.group.display}` : 'active: true → false';
+      table.push([action.id, action.type, `${action.target.display} (${action.target.id})`, change, action.decision ?? '']);
+    }
+    write(table.toString());
+  }
+  if (run.decision) {
+    write(`\n${pc.bold('Decision')}  ${run.decision.outcome}  by ${run.decision.policies.join(', ') || '(no policy)'}`);
+    if (run.decision.outcome === 'approve') {
+      write(`  needs ${run.decision.requiredApprovals} approval(s) from role ${run.decision.approverRoles.join(' or ')}, by ${run.decision.approvalExpiresAt ?? '?'}`);
+    }
+    for (const reason of run.decision.reasons) write(`  ${reason}`);
+    write(`  policy set ${run.decision.policySetHash.slice(0, 16)}…`);
+  }
+  if (run.approvals.length > 0) {
+    write(`\n${pc.bold('Approvals')}`);
+    for (const a of run.approvals) write(`  ${a.decision === 'approve' ? pc.green('approved') : pc.red('rejected')} by ${a.approver} via ${a.channel} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
+  }
+  if (run.journal.length > 0) {
+    write(`\n${pc.bold('Journal')}`);
+    const table = new Table({ head: ['action', 'status', 'evidence'] });
+    for (const entry of run.journal) {
+      const evidence = entry.evidence.map((e) => `${e.kind}: ${JSON.stringify(e.observed)}`).join('\n');
+      table.push([entry.actionId, entry.status + (entry.error ? `\n${entry.error.type}` : ''), evidence]);
+    }
+    write(table.toString());
+  }
+  write(`\n${pc.bold('Timeline')}`);
+  for (const step of run.timeline) write(`  ${step.at}  ${step.status}`);
+}
+
+/** Builds the `cordon` program; `write` and `writeError` receive output lines. */
+export function buildProgram(io: { write: (line: string) => void; writeError: (line: string) => void; env?: Record<string, string | undefined> }): Command {
+  const cliEnv = loadCliEnv(io.env ?? process.env);
+  const program = new Command('cordon')
+    .description('Operate Cordon: send alerts, inspect runs, approve or reject, verify the audit ledger.')
+    .option('--api <url>', 'Cordon API base URL (env CORDON_API)', cliEnv.api)
+    .option('--token <token>', 'bearer token (env CORDON_TOKEN)')
+    .option('--as <name>', "use a dev identity's token from the embedded default's dev-credentials.json")
+    .option('--json', 'print JSON instead of tables')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.write(s.trimEnd()), writeErr: (s) => io.writeError(s.trimEnd()) });
+
+  const client = async (): Promise<{ api: CordonApi; json: boolean }> => {
+    const options = program.opts<GlobalOptions>();
+    const token = await resolveToken(options, cliEnv.dataDir, cliEnv.token);
+    return { api: new CordonApi(options.api ?? cliEnv.api, token), json: Boolean(options.json) };
+  };
+  const out = (json: boolean, value: unknown, human: () => void) => (json ? io.write(JSON.stringify(value, null, 2)) : human());
+
+  const alert = program.command('alert').description('alerts');
+  alert
+    .command('send')
+    .description('send an alert (a JSON file, or - for standard input); prints the run id')
+    .argument('<file>', 'alert JSON file, or -')
+    .action(async (file: string) => {
+      const body = file === '-' ? await readStdin() : await readFile(file, 'utf8').catch((error: Error) => {
+        throw new UsageError(`cannot read ${file}: ${error.message}`);
+      });
+      const { api, json } = await client();
+      const answer = await api.sendAlert(body);
+      out(json, answer, () => io.write(`${answer.duplicate ? 'duplicate alert: attached to' : 'started'} ${answer.runId} (${answer.status})`));
+    });
+
+  const runs = program.command('runs').description('remediation runs');
+  runs
+    .command('list')
+    .description('list runs, newest first')
+    .addOption(new Option('--status <status>', 'only runs with this status'))
+    .option('--playbook <name>', 'only runs of this playbook')
+    .option('--limit <n>', 'at most this many runs', (v) => Number.parseInt(v, 10), 50)
+    .action(async (options: { status?: string; playbook?: string; limit: number }) => {
+      const { api, json } = await client();
+      const answer = await api.listRuns(options);
+      out(json, answer, () => {
+        if (answer.runs.length === 0) return io.write('no runs');
+        const table = new Table({ head: ['run', 'status', 'playbook', 'targets', 'severity', 'started'] });
+        for (const run of answer.runs) table.push([run.runId, statusColour(run.status), run.playbook ?? '', run.targets.join(', '), run.severity ?? '', run.startedAt]);
+        io.write(table.toString());
+      });
+    });
+  runs
+    .command('show')
+    .description('show a run: plan, decision, approvals, journal with evidence, timeline')
+    .argument('<runId>')
+    .action(async (runId: string) => {
+      const { api, json } = await client();
+      const run = await api.getRun(runId);
+      out(json, run, () => printRun(run, io.write));
+    });
+
+  for (const verdict of ['approve', 'reject'] as const) {
+    program
+      .command(verdict)
+      .description(`${verdict} a run awaiting approval (for the plan digest it shows now, unless --digest is given)`)
+      .argument('<runId>')
+      .option('--comment <text>', 'a comment kept with the decision')
+      .option('--digest <planDigest>', 'the plan digest you reviewed; refused if the plan has changed since')
+      .action(async (runId: string, options: { comment?: string; digest?: string }) => {
+        const { api, json } = await client();
+        const digest = options.digest ?? (await api.getRun(runId)).plan?.digest;
+        if (!digest) throw new ApiError(409, 'RunNotAwaitingApproval', `run ${runId} has no plan to ${verdict}`);
+        const answer = await api.decide(runId, { decision: verdict, planDigest: digest, channel: 'cli', ...(options.comment ? { comment: options.comment } : {}) });
+        out(json, answer, () =>
+          io.write(`${verdict === 'approve' ? 'approved' : 'rejected'} ${runId}: ${answer.approvals} of ${answer.required} approval(s); status ${statusColour(answer.status)}`),
+        );
+      });
+  }
+
+  const audit = program.command('audit').description('the audit ledger');
+  audit
+    .command('verify')
+    .description("check the ledger's hash chain; names the first tampered, missing or reordered entry")
+    .action(async () => {
+      const { api, json } = await client();
+      const answer = await api.verifyAudit();
+      out(json, answer, () =>
+        io.write(answer.ok ? `ledger intact: ${answer.entries} entries, head ${answer.headHash}` : `ledger BROKEN at entry ${answer.firstBad.seq}: ${answer.firstBad.reason}`),
+      );
+      if (!answer.ok) process.exitCode = EXIT.auditFailed;
+    });
+
+  return program;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
+export async function runCli(argv: string[], io: Parameters<typeof buildProgram>[0]): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (error instanceof UsageError) {
+      io.writeError(`cordon: ${error.message}`);
+      return EXIT.usage;
+    }
+    if (error instanceof ApiError) {
+      const json = program.opts<GlobalOptions>().json;
+      if (json) io.write(JSON.stringify({ error: { status: error.status, type: error.type, message: error.message } }, null, 2));
+      else io.writeError(`cordon: ${error.type}: ${error.message}`);
+      return exitCodeFor(error);
+    }
+    io.writeError(`cordon: ${error instanceof Error ? error.message : String(error)}`);
+    return EXIT.error;
+  }
+}

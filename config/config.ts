@@ -1,0 +1,110 @@
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+
+/** The repository root (config/ sits one level below it). */
+export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** The Temporal task queue every Cordon worker polls. */
+export const DEFAULT_TASK_QUEUE = 'cordon-remediation';
+
+const Port = z.coerce.number().int().min(0).max(65535);
+const NonEmpty = z.string().trim().min(1);
+
+/**
+ * Every environment variable Cordon reads, with its default. Unknown `CORDON_*` variables are
+ * refused, so a misspelt setting fails at startup instead of being silently ignored.
+ */
+export const EnvSchema = z.object({
+  CORDON_DATA_DIR: NonEmpty.default('.data'),
+  CORDON_API_HOST: NonEmpty.default('127.0.0.1'),
+  CORDON_API_PORT: Port.default(8080),
+  CORDON_PUBLIC_URL: z.url().optional(),
+  TEMPORAL_ADDRESS: NonEmpty.default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: NonEmpty.default('default'),
+  CORDON_TASK_QUEUE: NonEmpty.default(DEFAULT_TASK_QUEUE),
+  CORDON_LEDGER_PATH: NonEmpty.optional(),
+  CORDON_IDENTITIES_FILE: NonEmpty.optional(),
+  CORDON_ALERT_HMAC_SECRET_FILE: NonEmpty.optional(),
+  CORDON_POLICY_DIR: NonEmpty.optional(),
+  CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
+  CORDON_SCIM_URL: z.url().optional(),
+  CORDON_SCIM_TOKEN_FILE: NonEmpty.optional(),
+  CORDON_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // The embedded default (npm start) only.
+  TEMPORAL_CLI_PATH: NonEmpty.optional(),
+  CORDON_TEMPORAL_UI_PORT: Port.default(8233),
+  CORDON_SCIM_PORT: Port.default(9090),
+  // The CLI's (config/cli-env.ts); listed so that they are known names.
+  CORDON_API: z.url().optional(),
+  CORDON_TOKEN: z.string().optional(),
+});
+export type Env = z.infer<typeof EnvSchema>;
+
+/** The names of every variable Cordon knows. */
+export const KNOWN_ENV_VARS: readonly string[] = Object.keys(EnvSchema.shape);
+
+/** A configuration that cannot be used; the message names each variable and why. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Cordon's configuration, parsed once and frozen. */
+export interface Config {
+  dataDir: string;
+  api: { host: string; port: number; publicUrl: string };
+  temporal: { address: string; namespace: string; taskQueue: string };
+  ledger: { path: string };
+  identitiesFile: string;
+  alertHmacSecretFile: string;
+  policyDir: string;
+  scim: { system: string; baseUrl: string | undefined; tokenFile: string };
+  log: { level: Env['CORDON_LOG_LEVEL'] };
+  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number };
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Parses the environment into a frozen Config; throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env, cwd: string = process.cwd()): Config {
+  const problems: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('CORDON_') && !KNOWN_ENV_VARS.includes(name)) {
+      problems.push(`${name}: not a Cordon setting (known: ${KNOWN_ENV_VARS.filter((n) => n.startsWith('CORDON_')).join(', ')})`);
+    }
+  }
+  const parsed = EnvSchema.safeParse(Object.fromEntries(KNOWN_ENV_VARS.filter((n) => env[n] !== undefined && env[n] !== '').map((n) => [n, env[n]])));
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const e = parsed.data;
+  const path = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
+  const dataDir = path(e.CORDON_DATA_DIR);
+  const inData = (name: string) => resolve(dataDir, name);
+  return deepFreeze({
+    dataDir,
+    api: { host: e.CORDON_API_HOST, port: e.CORDON_API_PORT, publicUrl: e.CORDON_PUBLIC_URL ?? `http://${e.CORDON_API_HOST}:${e.CORDON_API_PORT}` },
+    temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.CORDON_TASK_QUEUE },
+    ledger: { path: e.CORDON_LEDGER_PATH ? path(e.CORDON_LEDGER_PATH) : inData('ledger.sqlite') },
+    identitiesFile: e.CORDON_IDENTITIES_FILE ? path(e.CORDON_IDENTITIES_FILE) : inData('dev-credentials.json'),
+    alertHmacSecretFile: e.CORDON_ALERT_HMAC_SECRET_FILE ? path(e.CORDON_ALERT_HMAC_SECRET_FILE) : inData('alert-hmac.key'),
+    policyDir: e.CORDON_POLICY_DIR ? path(e.CORDON_POLICY_DIR) : resolve(PROJECT_ROOT, 'policies'),
+    scim: {
+      system: e.CORDON_SCIM_SYSTEM,
+      baseUrl: e.CORDON_SCIM_URL,
+      tokenFile: e.CORDON_SCIM_TOKEN_FILE ? path(e.CORDON_SCIM_TOKEN_FILE) : inData('scim-token'),
+    },
+    log: { level: e.CORDON_LOG_LEVEL },
+    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT },
+  });
+}

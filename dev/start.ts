@@ -1,0 +1,209 @@
+// `npm start`: Cordon's embedded default on one machine. Starts the Temporal dev server (SQLite in the
+// data directory, UI on 8233), the demo SCIM directory, the worker and the API, prints where they are,
+// and stops every child it started, by PID, on Ctrl-C.
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { Connection } from '@temporalio/client';
+import { ScimClient } from '../activities/connectors/scim/scim-client.js';
+import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config/config.js';
+import { seedDemoOrganisation } from './demo-org.js';
+import { DEV_IDENTITIES, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
+import { spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
+import { ensureScimServer } from './python-tools.js';
+import { startScimDirectory } from './scim-directory.js';
+import { provisionTemporalCli, TemporalCliNotFound } from './temporal-cli.js';
+import { startTemporalDevServer } from './temporal-server.js';
+
+/** Where `npm start` records the PIDs of its children. */
+export const PROCESS_FILE = 'processes.json';
+
+interface RecordedProcess {
+  name: string;
+  pid: number;
+  command: string;
+}
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops children a previous, killed `npm start` left behind: by recorded PID, only if the PID still runs the recorded command. */
+async function stopLeftovers(file: string): Promise<void> {
+  if (!existsSync(file)) return;
+  let recorded: RecordedProcess[] = [];
+  try {
+    recorded = JSON.parse(readFileSync(file, 'utf8')) as RecordedProcess[];
+  } catch {
+    return;
+  }
+  for (const child of recorded) {
+    if (!isAlive(child.pid)) continue;
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue;
+    }
+    if (!cmdline.includes(child.command)) continue;
+    say(`Stopping ${child.name} (pid ${child.pid}) left over from a previous start`);
+    process.kill(child.pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (isAlive(child.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    if (isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
+  }
+}
+
+function splitAddress(address: string): { ip: string; port: number } {
+  const match = /^([^:]+):(\d+)$/.exec(address);
+  if (!match) throw new ConfigError([`TEMPORAL_ADDRESS: ${address} is not host:port`]);
+  const ip = match[1] === 'localhost' ? '127.0.0.1' : match[1]!;
+  return { ip, port: Number(match[2]) };
+}
+
+async function waitForWorker(config: Config, worker: ManagedProcess): Promise<void> {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  try {
+    await waitUntil(
+      'worker',
+      async () => {
+        const answer = await connection.workflowService.describeTaskQueue({
+          namespace: config.temporal.namespace,
+          taskQueue: { name: config.temporal.taskQueue },
+          taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+        });
+        return (answer.pollers ?? []).length > 0;
+      },
+      // The first start bundles the workflow code, which takes a while on a small machine.
+      { timeoutMs: 180_000, intervalMs: 500, process: worker },
+    );
+  } finally {
+    await connection.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  const logs = join(config.dataDir, 'logs');
+  await mkdir(logs, { recursive: true, mode: 0o700 });
+  const processFile = join(config.dataDir, PROCESS_FILE);
+  await stopLeftovers(processFile);
+
+  const children: ManagedProcess[] = [];
+  const commands = new Map<ManagedProcess, string>();
+  let stopping = false;
+  const stopAll = async () => {
+    stopping = true;
+    for (const child of [...children].reverse()) {
+      await child.stop(10_000);
+    }
+  };
+  const record = async (child: ManagedProcess, command: string) => {
+    children.push(child);
+    commands.set(child, command);
+    const entries: RecordedProcess[] = children.map((c) => ({ name: c.name, pid: c.pid, command: commands.get(c) ?? '' }));
+    await writeFile(processFile, `${JSON.stringify(entries, null, 2)}\n`, { mode: 0o600 });
+    void child.exited.then(async ({ code, signal }) => {
+      if (stopping) return;
+      say(`\n${child.name} (pid ${child.pid}) exited unexpectedly (${signal ?? `code ${code}`}):\n${child.tail()}\nStopping everything.`);
+      await stopAll();
+      process.exit(1);
+    });
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    say(`\n${signal}: stopping ${children.map((c) => `${c.name} (pid ${c.pid})`).join(', ')}`);
+    void stopAll().then(() => {
+      say('Stopped.');
+      process.exit(0);
+    });
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const credentials = await ensureDevCredentials(config.identitiesFile);
+    await ensureSecretFile(config.alertHmacSecretFile);
+    const scimToken = await ensureSecretFile(config.scim.tokenFile);
+
+    const cli = await provisionTemporalCli({ projectRoot: PROJECT_ROOT, env: { TEMPORAL_CLI_PATH: config.dev.temporalCliPath, PATH: process.env.PATH }, log: say });
+    const tools = await ensureScimServer(PROJECT_ROOT, 'python3', say);
+
+    const { ip, port } = splitAddress(config.temporal.address);
+    const temporal = await startTemporalDevServer({
+      cliPath: cli.path,
+      ip,
+      port,
+      namespace: config.temporal.namespace,
+      uiPort: config.dev.temporalUiPort,
+      dbFile: join(config.dataDir, 'temporal.db'),
+      logFile: join(logs, 'temporal.log'),
+    });
+    await record(temporal.process, cli.path);
+
+    const directory = await startScimDirectory({
+      python: tools.python,
+      port: config.dev.scimPort,
+      stateFile: join(config.dataDir, 'directory.json'),
+      tokenFile: config.scim.tokenFile,
+      logFile: join(logs, 'directory.log'),
+    });
+    await record(directory.process, 'scim-directory.py');
+    const seeded = await seedDemoOrganisation(new ScimClient({ baseUrl: directory.url, bearerToken: scimToken }));
+
+    const childEnv = {
+      ...process.env,
+      CORDON_DATA_DIR: config.dataDir,
+      TEMPORAL_ADDRESS: config.temporal.address,
+      TEMPORAL_NAMESPACE: config.temporal.namespace,
+      CORDON_SCIM_URL: directory.url,
+      CORDON_SCIM_TOKEN_FILE: config.scim.tokenFile,
+    };
+    const tsx = ['--import', 'tsx'];
+    const worker = spawnManaged('worker', process.execPath, { args: [...tsx, join(PROJECT_ROOT, 'workers/main.ts')], env: childEnv, cwd: PROJECT_ROOT, logFile: join(logs, 'worker.log') });
+    await record(worker, 'workers/main.ts');
+    const api = spawnManaged('api', process.execPath, { args: [...tsx, join(PROJECT_ROOT, 'server/main.ts')], env: childEnv, cwd: PROJECT_ROOT, logFile: join(logs, 'api.log') });
+    await record(api, 'server/main.ts');
+
+    const apiUrl = `http://${config.api.host}:${config.api.port}`;
+    await waitUntil('API', async () => (await fetch(`${apiUrl}/healthz`, { signal: AbortSignal.timeout(2000) })).ok, { timeoutMs: 60_000, process: api });
+    await waitForWorker(config, worker);
+
+    const names = credentials.names.filter((n) => n in DEV_IDENTITIES);
+    say('');
+    say('Cordon is running (embedded default).');
+    say(`  API              ${apiUrl}   (OpenAPI ${apiUrl}/openapi.json, health ${apiUrl}/healthz)`);
+    say(`  Temporal UI      ${temporal.uiUrl ?? '(headless)'}`);
+    say(`  Temporal         ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`);
+    say(`  Demo directory   ${directory.url}  (SCIM 2.0, ${seeded.users} users, ${seeded.groups} groups${seeded.seeded ? ', seeded now' : ''}; token in ${rel(config.scim.tokenFile)})`);
+    say(`  Dev credentials  ${rel(config.identitiesFile)}  (${names.join(', ')}${credentials.created ? '; generated now' : ''})`);
+    say(`  Alert HMAC key   ${rel(config.alertHmacSecretFile)}`);
+    say(`  Ledger           ${rel(config.ledger.path)}`);
+    say(`  Logs             ${rel(logs)}/  (PIDs in ${rel(processFile)})`);
+    say('');
+    say('From another terminal:');
+    say('  npx cordon --as soc alert send examples/alerts/orphaned-account.json');
+    say('  npx cordon --as alice alert send examples/alerts/orphaned-admin.json');
+    say('  npx cordon --as bob approve <runId>     (then --as carol)');
+    say('  npx cordon --as oscar runs list');
+    say('');
+    say('Ctrl-C stops everything.');
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+main().catch((error: unknown) => {
+  const known = error instanceof ConfigError || error instanceof TemporalCliNotFound;
+  console.error(`\ncordon start: ${known || !(error instanceof Error) ? String((error as Error).message ?? error) : (error.stack ?? error.message)}`);
+  process.exit(1);
+});

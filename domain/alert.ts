@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** Alert severity, lowest first. */
+export const Severity = z.enum(['low', 'medium', 'high', 'critical']);
+export type Severity = z.infer<typeof Severity>;
+
+/** Severity as a number (low = 1 … critical = 4), for policies that compare severities. */
+export const severityRank: Record<Severity, number> = { low: 1, medium: 2, high: 3, critical: 4 };
+
+/** Dotted lowercase alert kind such as `account.orphaned`; which kinds are handled is the playbooks' business. */
+export const AlertKind = z
+  .string()
+  .max(100)
+  .regex(/^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)+$/, 'must be dotted lowercase words, e.g. account.orphaned');
+export type AlertKind = z.infer<typeof AlertKind>;
+
+/** A configured system of record, such as `scim`. */
+export const SystemName = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[a-z][a-z0-9-]*$/, 'must be a lowercase name, e.g. scim');
+export type SystemName = z.infer<typeof SystemName>;
+
+// Printable text without control characters: these strings end up in logs, tables and queries.
+const printable = /^[^\u0000-\u001f\u007f]*$/;
+const Text = (max: number) => z.string().min(1).max(max).regex(printable, 'must not contain control characters');
+
+/** The identity an alert is about. At least one of `id` (immutable) or `userName` is required. */
+export const AlertSubject = z
+  .strictObject({
+    system: SystemName,
+    id: Text(256).optional(),
+    userName: Text(256).optional(),
+  })
+  .refine((subject) => subject.id !== undefined || subject.userName !== undefined, {
+    message: 'subject needs an id or a userName',
+    path: ['userName'],
+  });
+export type AlertSubject = z.infer<typeof AlertSubject>;
+
+/**
+ * Cordon's own alert format, version 1. Unknown fields are refused so that a typo (`serverity`) is an
+ * error rather than a silently ignored field.
+ */
+export const Alert = z.strictObject({
+  source: Text(200),
+  id: Text(200),
+  kind: AlertKind,
+  severity: Severity,
+  subject: AlertSubject,
+  summary: z.string().max(2000).optional(),
+  observedAt: z.iso.datetime({ offset: true }).optional(),
+});
+export type Alert = z.infer<typeof Alert>;

@@ -1,0 +1,47 @@
+// Entry point of the Cordon API server.
+import { readFile } from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig } from '../config/config.js';
+import { createLogger } from '../config/logger.js';
+import { openSqliteLedger } from '../store/ledger.js';
+import { buildServer } from './app.js';
+import { loadIdentities } from './identities.js';
+
+async function readOptionalSecret(path: string): Promise<Buffer | undefined> {
+  try {
+    const value = (await readFile(path, 'utf8')).trim();
+    return value.length > 0 ? Buffer.from(value, 'utf8') : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config, 'cordon-api');
+  const identities = await loadIdentities(config.identitiesFile);
+  const alertHmacSecret = await readOptionalSecret(config.alertHmacSecretFile);
+  if (!alertHmacSecret) log.warn({ file: config.alertHmacSecretFile }, 'no alert HMAC secret: only bearer tokens can send alerts');
+  const ledger = openSqliteLedger({ path: config.ledger.path });
+  // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
+  const connection = Connection.lazy({ address: config.temporal.address });
+  const temporal = new Client({ connection, namespace: config.temporal.namespace });
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, identities, alertHmacSecret, log });
+  await app.listen({ host: config.api.host, port: config.api.port });
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'closing the API');
+    await app.close();
+    await connection.close();
+    await ledger.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  const known = error instanceof Error && error.name === 'ConfigError';
+  console.error(`cordon api: ${known ? (error as Error).message : error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exit(1);
+});

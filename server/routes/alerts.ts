@@ -1,0 +1,88 @@
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { Alert, runIdFor, RunId, RunStatus, type Identity } from '../../domain/index.js';
+import { handledKinds, playbookForKind } from '../../playbooks/registry.js';
+import type { RemediationInput } from '../../workflows/remediation.js';
+import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
+import { bearerAuth, rejectUnparsedBody, sendError, type ServerDeps } from '../app.js';
+import { verifyAlertSignature } from '../hmac.js';
+import { runStatusFromVisibility } from './runs.js';
+
+/** The identity of alert senders that authenticate with the shared HMAC secret. */
+export const WEBHOOK_IDENTITY: Identity = Object.freeze({ name: 'webhook', roles: ['soc'] }) as Identity;
+
+const Accepted = z.object({ runId: RunId, status: RunStatus, duplicate: z.boolean() });
+const ErrorSchema = z.object({ error: z.object({ type: z.string(), message: z.string(), issues: z.array(z.object({ path: z.string(), message: z.string() })).optional() }) });
+
+/** POST /v1/alerts: starts a remediation run, or returns the run an identical alert already started. */
+export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) => {
+  const bearer = bearerAuth(deps.identities);
+  const nowSeconds = deps.nowSeconds ?? (() => Math.floor(Date.now() / 1000));
+
+  app.post(
+    '/v1/alerts',
+    {
+      schema: {
+        summary: 'Send an alert; starts a remediation run (deduplicated by source + id)',
+        security: [{ bearer: [] }, { alertSignature: [] }],
+        body: Alert,
+        response: { 200: Accepted, 202: Accepted, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 413: ErrorSchema, 422: ErrorSchema },
+      },
+      // Authentication comes before any look at the body's content.
+      preValidation: [
+        async (request, reply) => {
+          const signature = request.headers['x-cordon-signature'];
+          if (typeof signature === 'string') {
+            if (!deps.alertHmacSecret) return sendError(reply, 'Unauthenticated', 'HMAC-signed alerts are not enabled on this server');
+            const check = verifyAlertSignature(signature, deps.alertHmacSecret, request.rawBody ?? Buffer.alloc(0), nowSeconds());
+            if (!check.ok) return sendError(reply, 'Unauthenticated', check.reason);
+            request.identity = WEBHOOK_IDENTITY;
+            return undefined;
+          }
+          const denied = await bearer(request, reply);
+          if (denied) return denied;
+          if (!request.identity?.roles.includes('soc')) return sendError(reply, 'Forbidden', 'sending alerts needs the role soc');
+          return undefined;
+        },
+        rejectUnparsedBody,
+      ],
+    },
+    async (request, reply) => {
+      const alert = request.body;
+      const playbook = playbookForKind(alert.kind);
+      if (!playbook) {
+        return sendError(reply, 'UnknownAlertKind', `no playbook handles alert kind "${alert.kind}" (handled: ${handledKinds().join(', ')})`);
+      }
+      const identity = request.identity!;
+      const runId = runIdFor(alert.source, alert.id);
+      const input: RemediationInput = { runId, playbook: playbook.name, alert, requestedBy: identity, receivedAt: new Date().toISOString() };
+      try {
+        await deps.temporal.workflow.start('remediationWorkflow', {
+          workflowId: runId,
+          taskQueue: deps.taskQueue,
+          args: [input],
+          // One run per alert, ever (within the namespace's retention): a repeated alert attaches to it.
+          workflowIdConflictPolicy: 'FAIL',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          staticSummary: `${playbook.name}: ${alert.kind} for ${alert.subject.userName ?? alert.subject.id} (${alert.severity})`,
+          typedSearchAttributes: [
+            { key: CordonStatus, value: 'observing' },
+            { key: CordonPlaybook, value: playbook.name },
+            { key: CordonAlertSource, value: alert.source },
+            { key: CordonSeverity, value: alert.severity },
+            { key: CordonTargets, value: [alert.subject.id, alert.subject.userName].filter((v): v is string => v !== undefined) },
+          ],
+        });
+        request.log.info({ runId, playbook: playbook.name, kind: alert.kind, requestedBy: identity.name }, 'run started');
+        return reply.code(202).send({ runId, status: 'observing', duplicate: false });
+      } catch (error) {
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+        const description = await deps.temporal.workflow.getHandle(runId).describe();
+        const status = runStatusFromVisibility(description);
+        request.log.info({ runId, status }, 'duplicate alert attached to its run');
+        return reply.code(200).send({ runId, status, duplicate: true });
+      }
+    },
+  );
+};

@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { canonicalJson } from '../domain/index.js';
+
+/** JSON data carried by a ledger entry. */
+export type LedgerData = { [key: string]: unknown };
+
+/** What a writer supplies; the ledger adds sequence, time and hashes. */
+export interface LedgerEntryInput {
+  kind: string;
+  actor: string;
+  runId?: string | null;
+  planDigest?: string | null;
+  data?: LedgerData;
+  /** When set, the entry is written at most once: a second append with the same key returns the first. */
+  idemKey?: string | null;
+}
+
+/** A stored, hash-chained entry. */
+export interface LedgerEntry {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  runId: string | null;
+  planDigest: string | null;
+  data: LedgerData;
+  idemKey: string | null;
+  prevHash: string;
+  hash: string;
+}
+
+/** The result of checking the chain: the first entry that does not hold, if any. */
+export type LedgerVerification =
+  | { ok: true; entries: number; headHash: string }
+  | { ok: false; entries: number; firstBad: { seq: number; reason: string } };
+
+/** The audit ledger: append-only, hash-chained. Async so that a PostgreSQL store can implement it too. */
+export interface Ledger {
+  append(entry: LedgerEntryInput): Promise<LedgerEntry>;
+  /** Appends unless an entry with the same `idemKey` exists; says which happened. */
+  appendOnce(entry: LedgerEntryInput & { idemKey: string }): Promise<{ entry: LedgerEntry; created: boolean }>;
+  findByIdemKey(idemKey: string): Promise<LedgerEntry | undefined>;
+  entries(filter?: { runId?: string; afterSeq?: number; limit?: number }): Promise<LedgerEntry[]>;
+  verify(): Promise<LedgerVerification>;
+  /** Throws when the store cannot answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The `prevHash` of the first entry. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+/** The hash an entry must carry: SHA-256 of the canonical JSON of every field but the hash itself. */
+export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
+  const { seq, at, kind, actor, runId, planDigest, data, idemKey, prevHash } = entry;
+  const body = canonicalJson({ seq, at, kind, actor, runId, planDigest, data, idemKey, prevHash });
+  return createHash('sha256').update(body).digest('hex');
+}
+
+/** Checks a sequence of entries, in order, and names the first that is tampered, missing or out of order. */
+export function verifyChain(entries: Iterable<LedgerEntry>): LedgerVerification {
+  let previous: LedgerEntry | undefined;
+  let count = 0;
+  for (const entry of entries) {
+    count++;
+    const expectedSeq = previous ? previous.seq + 1 : 1;
+    if (entry.seq !== expectedSeq) {
+      const reason =
+        entry.seq > expectedSeq
+          ? `entry ${expectedSeq} is missing (next present is ${entry.seq})`
+          : `entry ${entry.seq} is out of order (expected ${expectedSeq})`;
+      return { ok: false, entries: count, firstBad: { seq: Math.min(entry.seq, expectedSeq), reason } };
+    }
+    const expectedPrev = previous ? previous.hash : GENESIS_HASH;
+    if (entry.prevHash !== expectedPrev) {
+      return {
+        ok: false,
+        entries: count,
+        firstBad: { seq: entry.seq, reason: `prevHash does not match the hash of entry ${entry.seq - 1} (reordered or replaced)` },
+      };
+    }
+    if (entryHash(entry) !== entry.hash) {
+      return { ok: false, entries: count, firstBad: { seq: entry.seq, reason: 'content does not match its hash (modified)' } };
+    }
+    previous = entry;
+  }
+  return { ok: true, entries: count, headHash: previous ? previous.hash : GENESIS_HASH };
+}
+
+interface Row {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  run_id: string | null;
+  plan_digest: string | null;
+  data: string;
+  idem_key: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+function fromRow(row: Row): LedgerEntry {
+  return {
+    seq: row.seq,
+    at: row.at,
+    kind: row.kind,
+    actor: row.actor,
+    runId: row.run_id,
+    planDigest: row.plan_digest,
+    data: JSON.parse(row.data) as LedgerData,
+    idemKey: row.idem_key,
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS ledger (
+  seq INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  actor TEXT NOT NULL,
+  run_id TEXT,
+  plan_digest TEXT,
+  data TEXT NOT NULL,
+  idem_key TEXT UNIQUE,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_run ON ledger (run_id, seq);
+CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
+  BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+`;
+
+/** Options for the SQLite ledger. */
+export interface SqliteLedgerOptions {
+  path: string;
+  clock?: () => Date;
+}
+
+/**
+ * The embedded ledger, in a SQLite file shared by the worker and the API (WAL mode). Appends run in
+ * an IMMEDIATE transaction, so writers in several processes still form one chain.
+ */
+export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
+  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+  const db = new Database(options.path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 10000');
+  db.exec(SCHEMA);
+  const clock = options.clock ?? (() => new Date());
+
+  const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1');
+  const byKey = db.prepare<[string], Row>('SELECT * FROM ledger WHERE idem_key = ?');
+  const insert = db.prepare(
+    `INSERT INTO ledger (seq, at, kind, actor, run_id, plan_digest, data, idem_key, prev_hash, hash)
+     VALUES (@seq, @at, @kind, @actor, @runId, @planDigest, @data, @idemKey, @prevHash, @hash)`,
+  );
+
+  const write = (input: LedgerEntryInput): LedgerEntry => {
+    const head = last.get();
+    const unhashed: Omit<LedgerEntry, 'hash'> = {
+      seq: head ? head.seq + 1 : 1,
+      at: clock().toISOString(),
+      kind: input.kind,
+      actor: input.actor,
+      runId: input.runId ?? null,
+      planDigest: input.planDigest ?? null,
+      // Round-trip through JSON so that the stored text and the hashed value are the same data.
+      data: JSON.parse(JSON.stringify(input.data ?? {})) as LedgerData,
+      idemKey: input.idemKey ?? null,
+      prevHash: head ? head.hash : GENESIS_HASH,
+    };
+    const entry: LedgerEntry = { ...unhashed, hash: entryHash(unhashed) };
+    insert.run({ ...entry, data: JSON.stringify(entry.data) });
+    return entry;
+  };
+
+  const appendTx = db.transaction((input: LedgerEntryInput) => write(input));
+  const appendOnceTx = db.transaction((input: LedgerEntryInput & { idemKey: string }) => {
+    const existing = byKey.get(input.idemKey);
+    if (existing) return { entry: fromRow(existing), created: false };
+    return { entry: write(input), created: true };
+  });
+
+  return {
+    async append(entry) {
+      return appendTx.immediate(entry);
+    },
+    async appendOnce(entry) {
+      return appendOnceTx.immediate(entry);
+    },
+    async findByIdemKey(idemKey) {
+      const row = byKey.get(idemKey);
+      return row ? fromRow(row) : undefined;
+    },
+    async entries(filter = {}) {
+      const clauses: string[] = [];
+      const params: Record<string, unknown> = {};
+      if (filter.runId !== undefined) {
+        clauses.push('run_id = @runId');
+        params.runId = filter.runId;
+      }
+      if (filter.afterSeq !== undefined) {
+        clauses.push('seq > @afterSeq');
+        params.afterSeq = filter.afterSeq;
+      }
+      const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
+      const limit = filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
+      return db.prepare<[Record<string, unknown>], Row>(`SELECT * FROM ledger ${where} ORDER BY seq ${limit}`).all(params).map(fromRow);
+    },
+    async verify() {
+      const rows = db.prepare<[], Row>('SELECT * FROM ledger ORDER BY seq').iterate();
+      return verifyChain((function* () {
+        for (const row of rows) yield fromRow(row);
+      })());
+    },
+    async ping() {
+      db.prepare('SELECT 1').get();
+    },
+    async close() {
+      db.close();
+    },
+  };
+}

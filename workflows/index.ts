@@ -1,0 +1,2 @@
+// The workflows a Cordon worker registers. Workflow code only: see workflows/remediation.ts.
+export { remediationWorkflow } from './remediation.js';

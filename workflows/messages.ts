@@ -1,0 +1,20 @@
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type { ApprovalRequest, RunStatus, RunView } from '../domain/index.js';
+
+/** What an approval decision returns to the approver. */
+export interface ApprovalResult {
+  /** The run's status once this decision is counted. */
+  status: RunStatus;
+  approvals: number;
+  required: number;
+}
+
+/** Returns the run as operators and approvers see it. */
+export const getRunQuery = defineQuery<RunView>('getRun');
+
+/**
+ * An approver's decision. The validator rejects (nothing recorded) a run not awaiting approval, a
+ * stale plan digest, the requester approving their own run, a second decision by the same approver,
+ * and an approver without a role the policy requires.
+ */
+export const decideApprovalUpdate = defineUpdate<ApprovalResult, [ApprovalRequest]>('decideApproval');

@@ -1,0 +1,369 @@
+import {
+  ActivityCancellationType,
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  type ActivityOptions,
+  type LocalActivityOptions,
+  type RetryPolicy,
+} from '@temporalio/workflow';
+import type { RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
+import {
+  ApprovalRequest,
+  isTerminal,
+  nonRetryableErrorTypes,
+  type AccountSnapshot,
+  type Action,
+  type Alert,
+  type Approval,
+  type Decision,
+  type ErrorType,
+  type Evidence,
+  type FailureInfo,
+  type Identity,
+  type JournalEntry,
+  type Plan,
+  type RunId,
+  type RunStatus,
+  type RunView,
+} from '../domain/index.js';
+import { decideApprovalUpdate, getRunQuery, type ApprovalResult } from './messages.js';
+import { CordonStatus, CordonTargets } from './search-attributes.js';
+
+/** What starts a remediation run. */
+export interface RemediationInput {
+  runId: RunId;
+  playbook: string;
+  alert: Alert;
+  requestedBy: Identity;
+  receivedAt: string;
+}
+
+/** How a run ended. */
+export interface RemediationOutcome {
+  runId: RunId;
+  status: RunStatus;
+  error: FailureInfo | null;
+}
+
+const retry = (maximumAttempts: number): RetryPolicy => ({
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '30s',
+  maximumAttempts,
+  nonRetryableErrorTypes: [...nonRetryableErrorTypes],
+});
+
+// Reads: observe, plan, decide, verify. Bounded in attempts and in total time.
+const readOptions: ActivityOptions = { startToCloseTimeout: '30s', scheduleToCloseTimeout: '5m', retry: retry(6) };
+// Mutations heartbeat, so a worker that dies mid-call is noticed in 10 s rather than at the timeout;
+// a cancelled run waits for an in-flight mutation to finish before it compensates.
+const mutationOptions: ActivityOptions = {
+  startToCloseTimeout: '60s',
+  heartbeatTimeout: '10s',
+  scheduleToCloseTimeout: '10m',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: retry(8),
+};
+// Undo tries harder and longer: giving up means a person has to finish the job.
+const undoOptions: ActivityOptions = { ...mutationOptions, scheduleToCloseTimeout: '30m', retry: retry(12) };
+// The ledger lives beside the worker: a local activity avoids a server round trip per entry.
+const ledgerOptions: LocalActivityOptions = { startToCloseTimeout: '15s', retry: retry(10) };
+
+const reads = proxyActivities<RemediationActivities>(readOptions);
+const mutations = proxyActivities<RemediationActivities>(mutationOptions);
+const undos = proxyActivities<RemediationActivities>(undoOptions);
+const ledger = proxyLocalActivities<RemediationActivities>(ledgerOptions);
+
+function failure(type: ErrorType, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type, message, nonRetryable: true });
+}
+
+/** The catalogue type and message of whatever an activity or the workflow threw. */
+function failureInfo(error: unknown): FailureInfo {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Internal', message: cause.message };
+  if (cause instanceof Error) return { type: 'Internal', message: cause.message };
+  return { type: 'Internal', message: String(cause) };
+}
+
+/**
+ * The remediation engine: observe → plan → decide → (approve) → execute → verify, for whichever
+ * playbook handles the alert. Each executed action registers its undo before it runs; any failure,
+ * and cancellation, undoes them in reverse in a non-cancellable scope.
+ */
+export async function remediationWorkflow(input: RemediationInput): Promise<RemediationOutcome> {
+  const { runId, alert, requestedBy } = input;
+  const now = () => new Date().toISOString();
+
+  let status: RunStatus = 'observing';
+  let updatedAt = input.receivedAt;
+  let plan: Plan | null = null;
+  let decision: Decision | null = null;
+  let approvalExpiresAt: string | null = null;
+  let runError: FailureInfo | null = null;
+  const approvals: Approval[] = [];
+  const journal: JournalEntry[] = [];
+  const timeline: RunView['timeline'] = [{ status, at: input.receivedAt }];
+
+  const record = async (kind: string, key: string, data: RecordInput['data'] = {}, actor = 'cordon') => {
+    await ledger.recordEvents({ events: [{ runId, kind, actor, planDigest: plan?.digest ?? null, data, idemKey: `${runId}:${key}` }] });
+  };
+
+  const setStatus = async (next: RunStatus, reason?: string) => {
+    const from = status;
+    status = next;
+    updatedAt = now();
+    timeline.push({ status: next, at: updatedAt });
+    upsertSearchAttributes([{ key: CordonStatus, value: next }]);
+    await record('run.status', `status:${timeline.length}:${next}`, { from, to: next, ...(reason ? { reason } : {}) });
+  };
+
+  const journalEntry = (actionId: string): JournalEntry => {
+    let entry = journal.find((j) => j.actionId === actionId);
+    if (!entry) {
+      entry = { actionId, status: 'pending', evidence: [] };
+      journal.push(entry);
+    }
+    return entry;
+  };
+  const note = (actionId: string, update: Partial<JournalEntry>, evidence: Evidence[] = []) => {
+    const entry = journalEntry(actionId);
+    Object.assign(entry, update);
+    entry.evidence.push(...evidence);
+  };
+
+  const approveCount = () => approvals.filter((a) => a.decision === 'approve').length;
+  const rejected = () => approvals.some((a) => a.decision === 'reject');
+  const quorum = () => decision !== null && approveCount() >= decision.requiredApprovals;
+
+  setHandler(getRunQuery, (): RunView => ({
+    runId,
+    playbook: input.playbook,
+    status,
+    alert,
+    requestedBy: requestedBy.name,
+    createdAt: input.receivedAt,
+    updatedAt,
+    plan: plan && {
+      digest: plan.digest,
+      observedAt: plan.observedAt,
+      actions: plan.actions.map((action) => {
+        const outcome = decision?.perAction.find((d) => d.actionId === action.id)?.outcome;
+        return outcome ? { ...action, decision: outcome } : { ...action };
+      }),
+    },
+    decision: decision && {
+      outcome: decision.outcome,
+      policies: decision.policies,
+      requiredApprovals: decision.requiredApprovals,
+      approverRoles: decision.approverRoles,
+      policySetHash: decision.policySetHash,
+      reasons: decision.reasons,
+      approvalExpiresAt,
+    },
+    approvals: approvals.map((a) => ({ ...a })),
+    journal: journal.map((j) => ({ ...j, evidence: [...j.evidence] })),
+    timeline: [...timeline],
+    error: runError,
+  }));
+
+  // The handler is synchronous on purpose: it only records the decision in workflow state. The main
+  // flow writes approvals to the ledger, so no activity runs concurrently with the main flow's own
+  // (concurrent local activities would make the order of commands differ on replay).
+  setHandler(
+    decideApprovalUpdate,
+    (request): ApprovalResult => {
+      approvals.push({
+        approver: request.approver,
+        decision: request.decision,
+        at: now(),
+        channel: request.channel,
+        ...(request.comment !== undefined ? { comment: request.comment } : {}),
+      });
+      const required = decision?.requiredApprovals ?? 0;
+      const next: RunStatus = request.decision === 'reject' ? 'rejected' : approveCount() >= required ? 'executing' : 'awaiting_approval';
+      return { status: next, approvals: approveCount(), required };
+    },
+    {
+      validator: (request) => {
+        const parsed = ApprovalRequest.safeParse(request);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw failure('InvalidApproval', `invalid approval: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
+        }
+        if (status !== 'awaiting_approval' || plan === null || decision === null) {
+          throw failure('RunNotAwaitingApproval', `run ${runId} is ${status}, not awaiting approval`);
+        }
+        if (request.planDigest !== plan.digest) {
+          throw failure('StalePlanDigest', `plan digest ${request.planDigest} is not the current plan ${plan.digest}`);
+        }
+        if (request.approver === requestedBy.name) {
+          throw failure('SeparationOfDuties', `${request.approver} requested run ${runId} and cannot decide on it`);
+        }
+        if (approvals.some((a) => a.approver === request.approver)) {
+          throw failure('DuplicateApproval', `${request.approver} has already decided on run ${runId}`);
+        }
+        const allowed = decision.approverRoles;
+        if (!request.roles.some((role: Identity['roles'][number]) => allowed.includes(role))) {
+          throw failure('MissingApproverRole', `deciding on run ${runId} needs one of the roles ${allowed.join(', ')}`);
+        }
+      },
+    },
+  );
+
+  // Each action is pushed before it runs: an action that took effect but whose call failed is undone too.
+  const undoStack: Action[] = [];
+
+  const compensate = (reason: string): Promise<boolean> =>
+    CancellationScope.nonCancellable(async () => {
+      if (undoStack.length === 0 || plan === null) return true;
+      const digest = plan.digest;
+      await setStatus('compensating', reason);
+      let allUndone = true;
+      for (const action of undoStack) {
+        try {
+          const result = await undos.undoAction({ runId, action, planDigest: digest, reason });
+          note(action.id, { status: result.status === 'not_started' ? 'not_started' : result.status }, result.evidence);
+        } catch (error) {
+          allUndone = false;
+          note(action.id, { status: 'compensation_failed', error: failureInfo(error) });
+        }
+      }
+      return allUndone;
+    });
+
+  const finish = (next: RunStatus, error: FailureInfo | null = null): Promise<void> =>
+    CancellationScope.nonCancellable(async () => {
+      runError = error;
+      await setStatus(next, error?.message);
+    });
+
+  try {
+    await record('run.status', 'status:1:observing', { from: null, to: 'observing', playbook: input.playbook });
+    const snapshot: AccountSnapshot = await reads.observeTarget({ runId, alert, requestedBy });
+    upsertSearchAttributes([{ key: CordonTargets, value: [snapshot.account.id, snapshot.account.userName] }]);
+
+    await setStatus('planning');
+    plan = await reads.planRemediation({ runId, alert, snapshot });
+    const currentPlan = plan;
+
+    if (currentPlan.actions.length === 0) {
+      await finish('completed');
+      return await end();
+    }
+
+    await setStatus('deciding');
+    decision = await reads.decidePolicy({ runId, alert, plan: currentPlan, snapshot, requestedBy });
+    const currentDecision = decision;
+    for (const action of currentPlan.actions) journalEntry(action.id);
+
+    if (currentDecision.outcome === 'deny') {
+      await finish('denied', { type: 'PolicyDenied', message: currentDecision.reasons.join('; ') || 'policy denies the plan' });
+      return await end();
+    }
+
+    if (currentDecision.outcome === 'approve') {
+      approvalExpiresAt = new Date(Date.now() + currentDecision.approvalTimeoutMs).toISOString();
+      await setStatus('awaiting_approval', `${currentDecision.requiredApprovals} approval(s) needed by ${approvalExpiresAt}`);
+      const deadline = Date.now() + currentDecision.approvalTimeoutMs;
+      let recorded = 0;
+      for (;;) {
+        const remaining = deadline - Date.now();
+        const woke = remaining > 0 && (await condition(() => approvals.length > recorded || rejected() || quorum(), remaining));
+        // Each decision goes to the ledger as it arrives, including those that never reach a quorum.
+        for (; recorded < approvals.length; recorded++) {
+          const approval = approvals[recorded]!;
+          await record(
+            'approval.recorded',
+            `approval:${approval.approver}`,
+            { decision: approval.decision, channel: approval.channel, comment: approval.comment ?? null, at: approval.at, approvals: approvals.slice(0, recorded + 1).filter((a) => a.decision === 'approve').length, required: currentDecision.requiredApprovals },
+            approval.approver,
+          );
+        }
+        if (!woke || rejected() || quorum()) break;
+      }
+      // Checked in this order: a rejection wins over a quorum reached at the same moment, and an
+      // approval accepted just before the deadline still counts.
+      if (rejected()) {
+        const by = approvals.find((a) => a.decision === 'reject');
+        await finish('rejected', { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` });
+        return await end();
+      }
+      if (!quorum()) {
+        await finish('expired', {
+          type: 'ApprovalExpired',
+          message: `${approveCount()} of ${currentDecision.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed`,
+        });
+        return await end();
+      }
+    }
+
+    await setStatus('executing');
+    let current: Action | undefined;
+    let results: VerifyResult[];
+    try {
+      for (const action of currentPlan.actions) {
+        current = action;
+        undoStack.unshift(action);
+        const result = await mutations.applyAction({ runId, action, planDigest: currentPlan.digest });
+        note(action.id, { status: result.changed ? 'applied' : 'already_in_effect', changed: result.changed }, result.evidence);
+      }
+      current = undefined;
+      await setStatus('verifying');
+      results = await reads.verifyActions({ runId, plan: currentPlan });
+    } catch (error) {
+      const info = failureInfo(error);
+      if (current) note(current.id, { status: 'failed', error: info });
+      const cancelled = isCancellation(error);
+      const reason = cancelled ? 'run cancelled' : current ? `action ${current.id} failed: ${info.message}` : `verification could not run: ${info.message}`;
+      const undone = await compensate(reason);
+      if (undone) {
+        await finish('compensated', cancelled ? { type: 'Cancelled', message: 'the run was cancelled; its changes were undone' } : { type: 'ActionFailed', message: reason });
+      } else {
+        await finish('needs_human', { type: 'CompensationFailed', message: `${reason}; at least one undo failed` });
+      }
+      if (cancelled) throw error;
+      return await end();
+    }
+
+    for (const result of results) note(result.actionId, { status: result.ok ? 'verified' : 'verification_failed' }, [result.evidence]);
+    const failed = results.filter((r) => !r.ok).map((r) => r.actionId);
+    if (failed.length > 0) {
+      const reason = `verification failed for ${failed.join(', ')}`;
+      const undone = await compensate(reason);
+      await finish('needs_human', { type: 'VerificationFailed', message: undone ? `${reason}; the changes were undone` : `${reason}; at least one undo failed too` });
+      return await end();
+    }
+
+    await finish('completed');
+    return await end();
+  } catch (error) {
+    if (isCancellation(error)) {
+      if (!isTerminal[status]) await finish('cancelled', { type: 'Cancelled', message: 'the run was cancelled before any change' });
+      throw error;
+    }
+    await finish('failed', failureInfo(error));
+    return await end();
+  }
+
+  /**
+   * Waits for in-flight approval handlers, then ends the execution. Runs that need a person end as a
+   * failed workflow execution, so they stand out in Temporal's own views too.
+   */
+  async function end(): Promise<RemediationOutcome> {
+    await condition(allHandlersFinished);
+    const outcome: RemediationOutcome = { runId, status, error: runError };
+    if (status === 'needs_human' || status === 'failed') {
+      throw ApplicationFailure.create({ type: runError?.type ?? 'Internal', message: runError?.message ?? status, nonRetryable: true, details: [outcome] });
+    }
+    return outcome;
+  }
+}
