@@ -46,6 +46,7 @@ export async function ensureScimServer(projectRoot: string, python = 'python3', 
     const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') ?? (error as Error).message;
     throw new Error(
       `could not install ${SCIM2_SERVER_PACKAGE} into ${tools}:\n${detail}\nInstall it by hand: python3 -m venv .tools && .tools/bin/pip install ${SCIM2_SERVER_PACKAGE}`,
+      { cause: error },
     );
   }
   if (!(await importable())) throw new Error(`${SCIM2_SERVER_PACKAGE} was installed into ${tools} but does not import`);

@@ -38,7 +38,7 @@ function isAlive(pid: number): boolean {
 /** Stops children a previous, killed `npm start` left behind: by recorded PID, only if the PID still runs the recorded command. */
 async function stopLeftovers(file: string): Promise<void> {
   if (!existsSync(file)) return;
-  let recorded: RecordedProcess[] = [];
+  let recorded: RecordedProcess[];
   try {
     recorded = JSON.parse(readFileSync(file, 'utf8')) as RecordedProcess[];
   } catch {
@@ -46,7 +46,7 @@ async function stopLeftovers(file: string): Promise<void> {
   }
   for (const child of recorded) {
     if (!isAlive(child.pid)) continue;
-    let cmdline = '';
+    let cmdline: string;
     try {
       cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
     } catch {

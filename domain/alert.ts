@@ -23,6 +23,7 @@ export const SystemName = z
 export type SystemName = z.infer<typeof SystemName>;
 
 // Printable text without control characters: these strings end up in logs, tables and queries.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const printable = /^[^\u0000-\u001f\u007f]*$/;
 const Text = (max: number) => z.string().min(1).max(max).regex(printable, 'must not contain control characters');
 

@@ -42,13 +42,13 @@ export async function loadIdentities(path: string): Promise<IdentityStore> {
   try {
     raw = await readFile(path, 'utf8');
   } catch (error) {
-    throw new Error(`cannot read the identities file ${path}: ${(error as Error).message}`);
+    throw new Error(`cannot read the identities file ${path}: ${(error as Error).message}`, { cause: error });
   }
   let json: unknown;
   try {
     json = JSON.parse(raw);
   } catch (error) {
-    throw new Error(`the identities file ${path} is not JSON: ${(error as Error).message}`);
+    throw new Error(`the identities file ${path} is not JSON: ${(error as Error).message}`, { cause: error });
   }
   const parsed = IdentitiesFile.safeParse(json);
   if (!parsed.success) {

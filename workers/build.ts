@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
 import type { DirectoryConnector } from '../activities/connectors/types.js';
 import { createRemediationActivities } from '../activities/remediation.js';
@@ -18,7 +18,7 @@ export async function readSecretFile(path: string, setting: string): Promise<str
   try {
     value = (await readFile(path, 'utf8')).trim();
   } catch (error) {
-    throw new Error(`${setting}: cannot read ${path}: ${(error as Error).message}`);
+    throw new Error(`${setting}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
   }
   if (value.length === 0) throw new Error(`${setting}: ${path} is empty`);
   return value;
