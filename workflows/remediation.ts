@@ -231,7 +231,9 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       for (const action of undoStack) {
         try {
           const result = await undos.undoAction({ runId, action, planDigest: digest, reason });
-          note(action.id, { status: result.status === 'not_started' ? 'not_started' : result.status }, result.evidence);
+          // The action that failed keeps `failed` when its undo found nothing to restore.
+          const keepFailed = journalEntry(action.id).status === 'failed' && !result.changed;
+          note(action.id, keepFailed ? {} : { status: result.status }, result.evidence);
         } catch (error) {
           allUndone = false;
           note(action.id, { status: 'compensation_failed', error: failureInfo(error) });
@@ -246,7 +248,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       await setStatus(next, error?.message);
     });
 
-  try {
+  /** The run itself: it leaves `status` terminal, or throws (cancellation, or an unexpected failure). */
+  const remediate = async (): Promise<void> => {
     await record('run.status', 'status:1:observing', { from: null, to: 'observing', playbook: input.playbook });
     const snapshot: AccountSnapshot = await reads.observeTarget({ runId, alert, requestedBy });
     upsertSearchAttributes([{ key: CordonTargets, value: [snapshot.account.id, snapshot.account.userName] }]);
@@ -257,7 +260,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
 
     if (currentPlan.actions.length === 0) {
       await finish('completed');
-      return await end();
+      return;
     }
 
     await setStatus('deciding');
@@ -267,7 +270,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
 
     if (currentDecision.outcome === 'deny') {
       await finish('denied', { type: 'PolicyDenied', message: currentDecision.reasons.join('; ') || 'policy denies the plan' });
-      return await end();
+      return;
     }
 
     if (currentDecision.outcome === 'approve') {
@@ -295,14 +298,14 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       if (rejected()) {
         const by = approvals.find((a) => a.decision === 'reject');
         await finish('rejected', { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` });
-        return await end();
+        return;
       }
       if (!quorum()) {
         await finish('expired', {
           type: 'ApprovalExpired',
           message: `${approveCount()} of ${currentDecision.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed`,
         });
-        return await end();
+        return;
       }
     }
 
@@ -331,7 +334,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         await finish('needs_human', { type: 'CompensationFailed', message: `${reason}; at least one undo failed` });
       }
       if (cancelled) throw error;
-      return await end();
+      return;
     }
 
     for (const result of results) note(result.actionId, { status: result.ok ? 'verified' : 'verification_failed' }, [result.evidence]);
@@ -340,19 +343,22 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       const reason = `verification failed for ${failed.join(', ')}`;
       const undone = await compensate(reason);
       await finish('needs_human', { type: 'VerificationFailed', message: undone ? `${reason}; the changes were undone` : `${reason}; at least one undo failed too` });
-      return await end();
+      return;
     }
 
     await finish('completed');
-    return await end();
+  };
+
+  try {
+    await remediate();
   } catch (error) {
     if (isCancellation(error)) {
       if (!isTerminal[status]) await finish('cancelled', { type: 'Cancelled', message: 'the run was cancelled before any change' });
       throw error;
     }
     await finish('failed', failureInfo(error));
-    return await end();
   }
+  return await end();
 
   /**
    * Waits for in-flight approval handlers, then ends the execution. Runs that need a person end as a
