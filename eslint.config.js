@@ -40,20 +40,28 @@ export default tseslint.config(
       '@typescript-eslint/no-restricted-imports': [
         'error',
         {
-          paths: [...nodeBuiltins, ...ioModules].map((name) => ({
+          paths: nodeBuiltins.map((name) => ({
             name,
-            message: 'Workflow code must stay deterministic: no Node built-ins or I/O modules (use an activity).',
+            message: 'Workflow code must stay deterministic: no Node built-ins (use an activity).',
             allowTypeImports: true,
           })),
           patterns: [
             {
-              group: ['../activities/*', '../activities/**', '../store/**', '../server/**', '../config/**', '../workers/**', '../dev/**', '../policies/**'],
-              message: 'Workflow code may import activities for their types only (import type).',
+              // The package and any path inside it (e.g. @temporalio/client/lib/connection.js).
+              group: ioModules.flatMap((name) => [name, `${name}/**`]),
+              message: 'Workflow code must stay deterministic: no I/O modules (use an activity).',
+              allowTypeImports: true,
+            },
+            {
+              // At any depth below workflows/.
+              group: ['**/activities', '**/activities/**', '**/store/**', '**/server/**', '**/config/**', '**/workers/**', '**/dev/**', '**/policies/**'],
+              message: 'Workflow code may import activities and other I/O zones for their types only (import type).',
               allowTypeImports: true,
             },
           ],
         },
       ],
+      'no-restricted-syntax': ['error', { selector: 'ImportExpression', message: 'No dynamic import() in workflow code: the bundle must be known at build time.' }],
       'no-restricted-globals': [
         'error',
         { name: 'setInterval', message: 'Use sleep() or condition() from @temporalio/workflow.' },

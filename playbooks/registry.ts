@@ -21,7 +21,8 @@ export function playbookForKind(kind: string): Playbook | undefined {
 
 /** The playbook with this name; throws when there is none. */
 export function playbookNamed(name: string): Playbook {
-  const playbook = playbooks[name];
+  // Own properties only: `toString` is not a playbook.
+  const playbook = Object.hasOwn(playbooks, name) ? playbooks[name] : undefined;
   if (!playbook) throw new Error(`no playbook named ${name}`);
   return playbook;
 }

@@ -80,7 +80,7 @@ function firstError(errors: cedar.DetailedError[]): { message: string; offset: n
   return { message: detail, offset: location?.start ?? 0 };
 }
 
-function parseAnnotations(file: string, fileText: string, offset: number, annotations: Record<string, string>, fallbackId: string): PolicyRules {
+function parseAnnotations(file: string, fileText: string, offset: number, effect: cedar.Effect, annotations: Record<string, string>, fallbackId: string): PolicyRules {
   const fail = (reason: string): never => {
     const { line, column } = lineColumn(fileText, offset);
     throw new PolicyLoadError(file, line, column, reason);
@@ -89,6 +89,7 @@ function parseAnnotations(file: string, fileText: string, offset: number, annota
   if (!/^[A-Za-z0-9._:-]{1,100}$/.test(id)) fail(`@id("${id}") must be 1-100 letters, digits, . _ : -`);
   const decision = annotations.decision;
   if (decision !== undefined && decision !== 'approve') fail(`@decision("${decision}") is not known; the only decision annotation is "approve"`);
+  if (decision !== undefined && effect === 'forbid') fail(`@decision("${decision}") only applies to a permit policy; a forbid always denies`);
   const approve = decision === 'approve';
   let approvers = 0;
   let roles: Role[] = [];
@@ -159,7 +160,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
         const { line, column } = lineColumn(fileText, offset);
         throw new PolicyLoadError(display(file), line, column, message);
       }
-      const policy = parseAnnotations(display(file), fileText, offset, json.json.annotations ?? {}, `${file.replace(/\.cedar$/, '')}.${index}`);
+      const policy = parseAnnotations(display(file), fileText, offset, json.json.effect, json.json.annotations ?? {}, `${file.replace(/\.cedar$/, '')}.${index}`);
       const duplicate = policies.find((p) => p.id === policy.id);
       if (duplicate) {
         const { line, column } = lineColumn(fileText, offset);

@@ -105,7 +105,8 @@ export async function buildServer(deps: ServerDeps) {
 
   // Keep the raw bytes (HMAC is computed over them) and parse JSON without prototype pollution.
   // A parse failure is remembered rather than answered, so that an unauthenticated caller gets 401.
-  app.removeContentTypeParser(['application/json']);
+  // JSON only: any other content type is answered 415.
+  app.removeAllContentTypeParsers();
   const parseJson = (request: FastifyRequest, body: string | Buffer, done: (error: Error | null, body?: unknown) => void) => {
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(body);
     request.rawBody = raw;

@@ -1,9 +1,4 @@
-import {
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-  isGrpcServiceError,
-  type WorkflowExecutionDescription,
-} from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, isGrpcServiceError, type WorkflowExecutionDescription } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -168,10 +163,11 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
           request.log.info({ runId, approver: identity.name, type }, 'approval refused');
           return sendFailure(reply, type, cause?.message ?? error.message);
         }
-        if (error instanceof WorkflowNotFoundError) return sendError(reply, 'NotFound', `no run ${runId}`);
-        // An update to a closed run: the run is over, so it is certainly not awaiting approval.
-        if (isGrpcServiceError(error) && /already completed|completed/i.test(error.details ?? error.message)) {
-          return sendError(reply, 'RunNotAwaitingApproval', `run ${runId} has ended`);
+        if (error instanceof WorkflowNotFoundError) {
+          // Temporal answers "not found" for an update to a run that has ended: tell the two apart.
+          const ended = await deps.temporal.workflow.getHandle(runId).describe().catch(() => undefined);
+          if (ended) return sendError(reply, 'RunNotAwaitingApproval', `run ${runId} has ended (${runStatusFromVisibility(ended)})`);
+          return sendError(reply, 'NotFound', `no run ${runId}`);
         }
         if (isCancelledByTimeout(error)) return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
         throw error;

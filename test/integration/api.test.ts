@@ -1,0 +1,304 @@
+// The HTTP API (fastify.inject) over a real Temporal dev server, a real worker and a real
+// scim2-server: intake with bearer tokens and HMAC, bad input refused with nothing started,
+// duplicates attached to their run, approvals with the workflow's verdicts as HTTP statuses.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Client, Connection } from '@temporalio/client';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createScimConnector } from '../../activities/connectors/scim/scim-connector.js';
+import { runIdFor, type RunView } from '../../domain/index.js';
+import { DEFAULT_POLICY_DIR, loadPolicyEngine } from '../../policies/engine.js';
+import { buildServer, type CordonServer } from '../../server/app.js';
+import { signAlert } from '../../server/hmac.js';
+import { identityStore } from '../../server/identities.js';
+import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
+import { startScim, TestOrg, type TestScim } from '../support/scim.js';
+import { alertFor, startWorker, temporalClient, type RunningWorker } from '../support/temporal.js';
+
+const token = (name: string) => `tok_${name}_${randomBytes(16).toString('hex')}`;
+const tokens = { soc: token('soc'), alice: token('alice'), bob: token('bob'), carol: token('carol'), oscar: token('oscar') };
+const identities = identityStore({
+  soc: { token: tokens.soc, roles: ['soc'] },
+  alice: { token: tokens.alice, roles: ['soc', 'approver'] },
+  bob: { token: tokens.bob, roles: ['approver'] },
+  carol: { token: tokens.carol, roles: ['approver'] },
+  oscar: { token: tokens.oscar, roles: ['operator'] },
+});
+const hmacSecret = Buffer.from(randomBytes(32).toString('hex'));
+
+let scim: TestScim;
+let org: TestOrg;
+let ledger: Ledger;
+let temporal: Awaited<ReturnType<typeof temporalClient>>;
+let worker: RunningWorker;
+let app: CordonServer;
+let now = Math.floor(Date.now() / 1000);
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  scim = await startScim();
+  org = new TestOrg(scim.client);
+  ledger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'ledger.sqlite') });
+  temporal = await temporalClient();
+  const policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
+  worker = await startWorker({ taskQueue: temporal.taskQueue, connectors: { scim: createScimConnector('scim', scim.client) }, ledger, policy });
+  const capture = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(String(chunk));
+      done();
+    },
+  });
+  app = await buildServer({
+    temporal: temporal.client,
+    taskQueue: temporal.taskQueue,
+    ledger,
+    identities,
+    alertHmacSecret: hmacSecret,
+    log: pino({ level: 'info' }, capture),
+    nowSeconds: () => now,
+  });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await worker?.stop();
+  await temporal?.close();
+  await ledger?.close();
+  await scim?.stop();
+});
+
+const bearer = (name: keyof typeof tokens) => ({ authorization: `Bearer ${tokens[name]}` });
+
+function postAlert(body: unknown, headers: Record<string, string> = bearer('soc')) {
+  return app.inject({ method: 'POST', url: '/v1/alerts', headers: { 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' ? body : JSON.stringify(body) });
+}
+
+async function waitForRun(runId: string, statuses: string[]): Promise<RunView> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const response = await app.inject({ method: 'GET', url: `/v1/runs/${runId}`, headers: bearer('oscar') });
+    if (response.statusCode === 200 && statuses.includes(response.json<RunView>().status)) return response.json<RunView>();
+    if (Date.now() > deadline) throw new Error(`run ${runId} never reached ${statuses.join('|')}: ${response.body}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** How many runs exist on this test's task queue (Temporal visibility). */
+async function runCount(): Promise<number> {
+  return (await temporal.client.workflow.count(`TaskQueue = '${temporal.taskQueue}'`)).count;
+}
+
+describe('GET /healthz', () => {
+  it('answers ok when Temporal and the ledger answer', async () => {
+    const response = await app.inject({ method: 'GET', url: '/healthz' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('answers 503 naming Temporal when it is down, and the ledger when it is closed', async () => {
+    const deadLedger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'dead.sqlite') });
+    await deadLedger.close();
+    // No retry interceptor: its timers would outlive the connection closed below.
+    const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
+    const down = await buildServer({ temporal: new Client({ connection }), taskQueue: 'none', ledger: deadLedger, identities, log: pino({ level: 'silent' }) });
+    try {
+      const response = await down.inject({ method: 'GET', url: '/healthz' });
+      expect(response.statusCode).toBe(503);
+      const body = response.json<{ status: string; down: Record<string, string> }>();
+      expect(body.status).toBe('unavailable');
+      expect(Object.keys(body.down).sort()).toEqual(['ledger', 'temporal']);
+    } finally {
+      await down.close();
+      await connection.close();
+    }
+  });
+});
+
+describe('POST /v1/alerts', () => {
+  it('starts a run that completes, and the run view carries plan, decision, journal and evidence', async () => {
+    const user = await org.user('api', ['engineering', 'vpn-users', 'jira-users']);
+    const alert = alertFor({ userName: user.userName });
+    const response = await postAlert(alert);
+    expect(response.statusCode).toBe(202);
+    const { runId, status, duplicate } = response.json<{ runId: string; status: string; duplicate: boolean }>();
+    expect(runId).toBe(runIdFor(alert.source, alert.id));
+    expect(status).toBe('observing');
+    expect(duplicate).toBe(false);
+
+    const run = await waitForRun(runId, ['completed', 'failed', 'needs_human']);
+    expect(run).toMatchObject({ runId, playbook: 'deprovision-account', status: 'completed', requestedBy: 'soc', alert, approvals: [] });
+    expect(run.decision).toMatchObject({ outcome: 'auto', policies: ['auto-deprovision-on-high-severity'] });
+    expect(run.plan?.actions).toHaveLength(4);
+    for (const action of run.plan!.actions) {
+      expect(action).toMatchObject({ reversible: true, decision: 'auto', target: { system: 'scim', id: user.id } });
+      expect(action.target.display).toBeTruthy();
+    }
+    expect(run.journal.map((j) => j.status)).toEqual(['verified', 'verified', 'verified', 'verified']);
+    expect(run.journal.every((j) => j.evidence.length === 3)).toBe(true);
+
+    const list = await app.inject({ method: 'GET', url: '/v1/runs?status=completed&playbook=deprovision-account', headers: bearer('bob') });
+    expect(list.statusCode).toBe(200);
+    const listed = list.json<{ runs: { runId: string; status: string; targets: string[] }[] }>().runs.find((r) => r.runId === runId);
+    expect(listed).toMatchObject({ status: 'completed' });
+    expect(listed?.targets).toContain(user.id);
+  });
+
+  it('answers a repeated alert with the same run and starts no second one', async () => {
+    const user = await org.user('dup', ['sales']);
+    const alert = alertFor({ userName: user.userName });
+    const first = await postAlert(alert);
+    expect(first.statusCode).toBe(202);
+    const second = await postAlert({ ...alert, summary: 'sent again by a retrying SIEM' });
+    expect(second.statusCode).toBe(200);
+    expect(second.json()).toMatchObject({ runId: first.json().runId, duplicate: true });
+    await waitForRun(first.json().runId, ['completed']);
+    const third = await postAlert(alert);
+    expect(third.statusCode).toBe(200);
+    expect(third.json()).toMatchObject({ runId: first.json().runId, status: 'completed', duplicate: true });
+    const executions = await temporal.client.workflow.count(`WorkflowId = '${first.json().runId}'`);
+    expect(executions.count).toBe(1);
+  });
+
+  it('accepts an alert signed with the shared secret within the window, as the webhook identity', async () => {
+    const user = await org.user('hmac', ['finance']);
+    const body = JSON.stringify(alertFor({ userName: user.userName }));
+    const response = await postAlert(body, { 'x-cordon-signature': signAlert(hmacSecret, body, now - 60) });
+    expect(response.statusCode).toBe(202);
+    const run = await waitForRun(response.json().runId, ['completed']);
+    expect(run.requestedBy).toBe('webhook');
+  });
+
+  describe('refuses, with nothing started', () => {
+    let before: number;
+    const user = { userName: 'nobody.refused' };
+    beforeAll(async () => {
+      before = await runCount();
+    });
+
+    const cases: [string, () => Promise<{ statusCode: number; json: () => { error: { type: string; message: string; issues?: { path: string }[] } } }>, number, string][] = [
+      ['no credentials', () => postAlert(alertFor(user), {}), 401, 'Unauthenticated'],
+      ['an unknown bearer token', () => postAlert(alertFor(user), { authorization: 'Bearer not-a-token-of-ours' }), 401, 'Unauthenticated'],
+      ['a token without the soc role', () => postAlert(alertFor(user), bearer('bob')), 403, 'Forbidden'],
+      ['a signature made with the wrong secret', () => { const b = JSON.stringify(alertFor(user)); return postAlert(b, { 'x-cordon-signature': signAlert('wrong-secret', b, now) }); }, 401, 'Unauthenticated'],
+      ['a signature six minutes old', () => { const b = JSON.stringify(alertFor(user)); return postAlert(b, { 'x-cordon-signature': signAlert(hmacSecret, b, now - 360) }); }, 401, 'Unauthenticated'],
+      ['a signature over a different body', () => { const b = JSON.stringify(alertFor(user)); return postAlert(b.replace('high', 'low'), { 'x-cordon-signature': signAlert(hmacSecret, b, now) }); }, 401, 'Unauthenticated'],
+      ['a malformed signature header', () => postAlert(alertFor(user), { 'x-cordon-signature': 'v1=zz' }), 401, 'Unauthenticated'],
+      ['malformed JSON from an unauthenticated caller (401 before 400)', () => postAlert('{"source":', {}), 401, 'Unauthenticated'],
+      ['malformed JSON', () => postAlert('{"source": "x", '), 400, 'InvalidRequest'],
+      ['a __proto__ key', () => postAlert(`{"__proto__": {"isAdmin": true}, ${JSON.stringify(alertFor(user)).slice(1)}`), 400, 'InvalidRequest'],
+      ['a constructor.prototype key', () => postAlert(`{"constructor": {"prototype": {"x": 1}}, ${JSON.stringify(alertFor(user)).slice(1)}`), 400, 'InvalidRequest'],
+      ['a body over 256 KiB', () => postAlert({ ...alertFor(user), summary: 'x'.repeat(300 * 1024) }), 413, 'PayloadTooLarge'],
+      ['an unknown top-level field', () => postAlert({ ...alertFor(user), serverity: 'high' }), 400, 'InvalidRequest'],
+      ['an unknown subject field', () => postAlert({ ...alertFor(user), subject: { system: 'scim', userName: 'x', isAdmin: true } }), 400, 'InvalidRequest'],
+      ['a missing severity', () => { const { severity: _s, ...rest } = alertFor(user); return postAlert(rest); }, 400, 'InvalidRequest'],
+      ['a subject with neither id nor userName', () => postAlert({ ...alertFor(user), subject: { system: 'scim' } }), 400, 'InvalidRequest'],
+      ['a kind no playbook handles', () => postAlert({ ...alertFor(user), kind: 'printer.jammed' }), 422, 'UnknownAlertKind'],
+      ['a non-JSON content type', () => app.inject({ method: 'POST', url: '/v1/alerts', headers: { 'content-type': 'text/plain', ...bearer('soc') }, payload: 'hello' }) as never, 415, 'UnsupportedMediaType'],
+    ];
+    for (const [what, send, status, type] of cases) {
+      it(`${what}: ${status} ${type}`, async () => {
+        const response = await send();
+        expect(response.statusCode).toBe(status);
+        expect(response.json().error.type).toBe(type);
+        expect(response.json().error.message).toBeTruthy();
+      });
+    }
+
+    it('names the offending field in the issues of a schema error', async () => {
+      const response = await postAlert({ ...alertFor(user), severity: 'urgent' });
+      expect(response.statusCode).toBe(400);
+      expect(response.json<{ error: { issues: { path: string }[] } }>().error.issues.map((i) => i.path)).toContain('body.severity');
+    });
+
+    it('started no run for any of them', async () => {
+      expect(await runCount()).toBe(before);
+    });
+  });
+});
+
+describe('POST /v1/runs/:runId/approvals', () => {
+  it('enforces separation of duties, roles, digest, single votes and state, then executes on quorum', async () => {
+    const user = await org.user('priv', ['admins', 'vpn-users']);
+    const sent = await postAlert(alertFor({ userName: user.userName }, { severity: 'critical' }), bearer('alice'));
+    expect(sent.statusCode).toBe(202);
+    const runId = sent.json<{ runId: string }>().runId;
+    const waiting = await waitForRun(runId, ['awaiting_approval']);
+    const digest = waiting.plan!.digest;
+    const decide = (who: keyof typeof tokens, body: Record<string, unknown>) =>
+      app.inject({ method: 'POST', url: `/v1/runs/${runId}/approvals`, headers: { ...bearer(who), 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+
+    const self = await decide('alice', { decision: 'approve', planDigest: digest });
+    expect([self.statusCode, self.json().error.type]).toEqual([403, 'SeparationOfDuties']);
+    const operator = await decide('oscar', { decision: 'approve', planDigest: digest });
+    expect([operator.statusCode, operator.json().error.type]).toEqual([403, 'MissingApproverRole']);
+    const stale = await decide('bob', { decision: 'approve', planDigest: '0'.repeat(64) });
+    expect([stale.statusCode, stale.json().error.type]).toEqual([409, 'StalePlanDigest']);
+    const invalid = await decide('bob', { decision: 'maybe', planDigest: digest });
+    expect(invalid.statusCode).toBe(400);
+    const anonymous = await app.inject({ method: 'POST', url: `/v1/runs/${runId}/approvals`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ decision: 'approve', planDigest: digest }) });
+    expect(anonymous.statusCode).toBe(401);
+
+    const bob = await decide('bob', { decision: 'approve', planDigest: digest, comment: 'checked with HR' });
+    expect(bob.statusCode).toBe(200);
+    expect(bob.json()).toEqual({ status: 'awaiting_approval', approvals: 1, required: 2 });
+    const again = await decide('bob', { decision: 'approve', planDigest: digest });
+    expect([again.statusCode, again.json().error.type]).toEqual([409, 'DuplicateApproval']);
+    const carol = await decide('carol', { decision: 'approve', planDigest: digest });
+    expect(carol.json()).toEqual({ status: 'executing', approvals: 2, required: 2 });
+
+    const run = await waitForRun(runId, ['completed', 'failed', 'needs_human']);
+    expect(run.status).toBe('completed');
+    expect(run.approvals.map((a) => [a.approver, a.channel, a.comment ?? null])).toEqual([
+      ['bob', 'api', 'checked with HR'],
+      ['carol', 'api', null],
+    ]);
+    const late = await decide('carol', { decision: 'reject', planDigest: digest });
+    expect([late.statusCode, late.json().error.type]).toEqual([409, 'RunNotAwaitingApproval']);
+  });
+
+  it('answers 404 for an unknown run and 400 for a malformed run id', async () => {
+    const unknown = await app.inject({ method: 'GET', url: `/v1/runs/run_${'0'.repeat(32)}`, headers: bearer('oscar') });
+    expect(unknown.statusCode).toBe(404);
+    const malformed = await app.inject({ method: 'GET', url: '/v1/runs/../../etc', headers: bearer('oscar') });
+    expect([400, 404]).toContain(malformed.statusCode);
+    const bad = await app.inject({ method: 'GET', url: '/v1/runs/not-a-run', headers: bearer('oscar') });
+    expect(bad.statusCode).toBe(400);
+  });
+});
+
+describe('GET /v1/runs filters and GET /v1/audit/verify', () => {
+  it('refuses an unknown status or playbook filter', async () => {
+    expect((await app.inject({ method: 'GET', url: '/v1/runs?status=bogus', headers: bearer('oscar') })).statusCode).toBe(400);
+    const playbook = await app.inject({ method: 'GET', url: "/v1/runs?playbook=x'%20OR%20'1'='1", headers: bearer('oscar') });
+    expect(playbook.statusCode).toBe(400);
+  });
+
+  it('verifies the ledger for operators only', async () => {
+    const ok = await app.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('oscar') });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.json()).toMatchObject({ ok: true });
+    expect(ok.json<{ entries: number }>().entries).toBeGreaterThan(10);
+    expect((await app.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('bob') })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'GET', url: '/v1/audit/verify' })).statusCode).toBe(401);
+  });
+
+  it('publishes an OpenAPI document of the routes', async () => {
+    const response = await app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(response.statusCode).toBe(200);
+    const doc = response.json<{ openapi: string; paths: Record<string, unknown> }>();
+    expect(doc.openapi).toMatch(/^3\./);
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/alerts', '/v1/runs', '/v1/runs/{runId}', '/v1/runs/{runId}/approvals', '/healthz', '/v1/audit/verify']));
+  });
+
+  it('never writes a token or a signature to the logs', () => {
+    const text = logLines.join('');
+    expect(text.length).toBeGreaterThan(0);
+    for (const value of Object.values(tokens)) expect(text).not.toContain(value);
+    expect(text).not.toContain(hmacSecret.toString());
+    now = Math.floor(Date.now() / 1000);
+  });
+});

@@ -1,0 +1,117 @@
+import { join } from 'node:path';
+import { describe, it, expect } from 'vitest';
+import { ConfigError, KNOWN_ENV_VARS, loadConfig, PROJECT_ROOT } from '../../config/config.js';
+
+const cwd = '/srv/cordon';
+
+/** Loads a configuration that must be refused and returns the ConfigError. */
+function refused(env: Record<string, string>): ConfigError {
+  let caught: unknown;
+  try {
+    loadConfig(env, cwd);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ConfigError);
+  return caught as ConfigError;
+}
+
+function isDeeplyFrozen(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  return Object.isFrozen(value) && Object.values(value).every(isDeeplyFrozen);
+}
+
+describe('loadConfig', () => {
+  it('uses the documented defaults for an empty environment', () => {
+    const config = loadConfig({}, cwd);
+    expect(config.dataDir).toBe('/srv/cordon/.data');
+    expect(config.api).toEqual({ host: '127.0.0.1', port: 8080, publicUrl: 'http://127.0.0.1:8080' });
+    expect(config.temporal).toEqual({ address: '127.0.0.1:7233', namespace: 'default', taskQueue: 'cordon-remediation' });
+    expect(config.ledger.path.startsWith('/srv/cordon/.data/')).toBe(true);
+    expect(config.identitiesFile).toBe('/srv/cordon/.data/dev-credentials.json');
+    expect(config.policyDir.endsWith('/policies')).toBe(true);
+    expect(config.policyDir).toBe(join(PROJECT_ROOT, 'policies'));
+    expect(config.log.level).toBe('info');
+  });
+
+  it('resolves a relative CORDON_DATA_DIR against the working directory, and files inside it', () => {
+    const config = loadConfig({ CORDON_DATA_DIR: 'state/cordon' }, cwd);
+    expect(config.dataDir).toBe('/srv/cordon/state/cordon');
+    expect(config.ledger.path.startsWith('/srv/cordon/state/cordon/')).toBe(true);
+    expect(config.identitiesFile).toBe('/srv/cordon/state/cordon/dev-credentials.json');
+  });
+
+  it('keeps an absolute CORDON_DATA_DIR as it is', () => {
+    expect(loadConfig({ CORDON_DATA_DIR: '/var/lib/cordon' }, cwd).dataDir).toBe('/var/lib/cordon');
+  });
+
+  it('reads explicit settings', () => {
+    const config = loadConfig(
+      { CORDON_API_PORT: '9000', TEMPORAL_ADDRESS: 'temporal:7233', CORDON_SCIM_URL: 'https://scim.example.com/v2', CORDON_LEDGER_PATH: 'l.sqlite' },
+      cwd,
+    );
+    expect(config.api.port).toBe(9000);
+    expect(config.api.publicUrl).toBe('http://127.0.0.1:9000');
+    expect(config.temporal.address).toBe('temporal:7233');
+    expect(config.scim.baseUrl).toBe('https://scim.example.com/v2');
+    expect(config.ledger.path).toBe('/srv/cordon/l.sqlite');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ CORDON_API_PORT: '' }, cwd).api.port).toBe(8080);
+  });
+
+  it('ignores variables that are not Cordon settings', () => {
+    expect(loadConfig({ HOME: '/root', NODE_ENV: 'test' }, cwd).api.port).toBe(8080);
+  });
+
+  it('returns a deeply frozen object', () => {
+    const config = loadConfig({}, cwd);
+    expect(isDeeplyFrozen(config)).toBe(true);
+    expect(() => {
+      (config.api as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('refuses an unknown CORDON_ variable and names it', () => {
+    const error = refused({ CORDON_APIPORT: '8081' });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^CORDON_APIPORT: not a Cordon setting/);
+    expect(error.message).toContain('CORDON_APIPORT');
+  });
+
+  it.each(['abc', '70000', '-1', '80.5'])('refuses CORDON_API_PORT=%s and names the variable', (value) => {
+    const error = refused({ CORDON_API_PORT: value });
+    expect(error.problems).toHaveLength(1);
+    expect(error.problems[0]).toMatch(/^CORDON_API_PORT: /);
+  });
+
+  it('refuses a blank CORDON_API_PORT instead of reading it as port 0', () => {
+    const error = refused({ CORDON_API_PORT: ' ' });
+    expect(error.problems).toEqual([expect.stringMatching(/^CORDON_API_PORT: /)]);
+  });
+
+  it('refuses a blank CORDON_DATA_DIR', () => {
+    expect(refused({ CORDON_DATA_DIR: '   ' }).problems).toEqual([expect.stringMatching(/^CORDON_DATA_DIR: /)]);
+  });
+
+  it('refuses a CORDON_SCIM_URL that is not a URL', () => {
+    const error = refused({ CORDON_SCIM_URL: 'not-a-url' });
+    expect(error.problems).toEqual([expect.stringMatching(/^CORDON_SCIM_URL: /)]);
+  });
+
+  it('reports every problem at once', () => {
+    const error = refused({ CORDON_APIPORT: '1', CORDON_API_PORT: 'abc', CORDON_SCIM_URL: 'not-a-url', CORDON_LOG_LEVEL: 'loud' });
+    const names = error.problems.map((p) => p.split(':')[0]).sort();
+    expect(names).toEqual(['CORDON_APIPORT', 'CORDON_API_PORT', 'CORDON_LOG_LEVEL', 'CORDON_SCIM_URL']);
+    for (const name of names) expect(error.message).toContain(name!);
+  });
+});
+
+describe('KNOWN_ENV_VARS', () => {
+  it('includes CORDON_API_PORT and TEMPORAL_ADDRESS', () => {
+    expect(KNOWN_ENV_VARS).toContain('CORDON_API_PORT');
+    expect(KNOWN_ENV_VARS).toContain('TEMPORAL_ADDRESS');
+    expect(KNOWN_ENV_VARS).not.toContain('CORDON_APIPORT');
+  });
+});

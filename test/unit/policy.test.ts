@@ -1,0 +1,250 @@
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, it, expect } from 'vitest';
+import { planDigest, type AccountSnapshot, type Alert, type Plan, type Severity } from '../../domain/index.js';
+import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
+import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyRequest } from '../../policies/engine.js';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const tempDirs: string[] = [];
+
+afterAll(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A policy directory holding the default schema and the given policy files. */
+async function policyDir(files: Record<string, string>, options: { schema?: boolean } = {}): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'cordon-policy-'));
+  tempDirs.push(dir);
+  if (options.schema ?? true) await copyFile(join(DEFAULT_POLICY_DIR, 'schema.cedarschema'), join(dir, 'schema.cedarschema'));
+  for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
+  return dir;
+}
+
+/** Loads a directory that must fail, and returns the PolicyLoadError. */
+async function loadError(dir: string): Promise<PolicyLoadError> {
+  const error: unknown = await loadPolicyEngine(dir).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(PolicyLoadError);
+  const loadErr = error as PolicyLoadError;
+  expect(loadErr.message.startsWith(`${loadErr.file}:${loadErr.line}:${loadErr.column}: `)).toBe(true);
+  return loadErr;
+}
+
+function request(options: { severity: Severity; groups: string[]; active?: boolean }): PolicyRequest {
+  const alert: Alert = {
+    source: 'demo-siem',
+    id: 'orphan-1',
+    kind: 'account.orphaned',
+    severity: options.severity,
+    subject: { system: 'scim', userName: 'dana.reyes' },
+  };
+  const snapshot: AccountSnapshot = {
+    system: 'scim',
+    observedAt: '2026-11-28T09:00:00.000Z',
+    account: { id: 'u-1', userName: 'dana.reyes', displayName: 'Dana Reyes', active: options.active ?? true },
+    groups: options.groups.map((name, i) => ({ id: `g-${i}`, displayName: name })),
+  };
+  const actions = deprovisionAccount.plan(alert, snapshot);
+  const plan: Plan = {
+    playbook: deprovisionAccount.name,
+    targets: actions.length > 0 ? [actions[0]!.target] : [],
+    actions,
+    digest: planDigest(actions),
+    observedAt: snapshot.observedAt,
+  };
+  return { alert, plan, snapshot, requestedBy: { name: 'siem-bot', roles: ['soc'] } };
+}
+
+const defaultText = await readFile(join(DEFAULT_POLICY_DIR, 'default.cedar'), 'utf8');
+
+const engine = await loadPolicyEngine(DEFAULT_POLICY_DIR);
+
+describe('default policy set', () => {
+  it('lists its policy ids and a 64-hex policy set hash', () => {
+    expect(engine.policySetHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(engine.policyIds).toEqual([
+      'deny-break-glass',
+      'privileged-needs-two-approvers',
+      'auto-deprovision-on-high-severity',
+      'approve-deprovision-on-lower-severity',
+    ]);
+  });
+
+  it.each(['high', 'critical'] as const)('deprovisions an ordinary account on a %s alert automatically', (severity) => {
+    const decision = engine.decide(request({ severity, groups: ['engineering', 'vpn-users'] }));
+    expect(decision.outcome).toBe('auto');
+    expect(decision.policies).toEqual(['auto-deprovision-on-high-severity']);
+    expect(decision.perAction).toHaveLength(3);
+    expect(decision.perAction.every((d) => d.outcome === 'auto')).toBe(true);
+    expect(decision.requiredApprovals).toBe(0);
+    expect(decision.approverRoles).toEqual([]);
+    expect(decision.policySetHash).toBe(engine.policySetHash);
+  });
+
+  it.each(['high', 'critical'] as const)('asks two approvers before touching an administrator on a %s alert', (severity) => {
+    const decision = engine.decide(request({ severity, groups: ['engineering', 'admins'] }));
+    expect(decision.outcome).toBe('approve');
+    expect(decision.requiredApprovals).toBe(2);
+    expect(decision.approverRoles).toEqual(['approver']);
+    expect(decision.approvalTimeoutMs).toBe(DAY_MS);
+    expect(decision.policies).toEqual(['privileged-needs-two-approvers']);
+  });
+
+  it.each(['low', 'medium'] as const)('asks two approvers before touching an administrator on a %s alert', (severity) => {
+    const decision = engine.decide(request({ severity, groups: ['admins'] }));
+    expect(decision.outcome).toBe('approve');
+    expect(decision.requiredApprovals).toBe(2);
+    expect(decision.approverRoles).toEqual(['approver']);
+    expect(decision.approvalTimeoutMs).toBe(DAY_MS);
+    // On a lower severity the ordinary approval policy also matches; the stricter quorum wins.
+    expect(decision.policies).toContain('privileged-needs-two-approvers');
+  });
+
+  it.each(['low', 'critical'] as const)('never touches a break-glass account, on a %s alert', (severity) => {
+    const decision = engine.decide(request({ severity, groups: ['break-glass'] }));
+    expect(decision.outcome).toBe('deny');
+    expect(decision.policies).toEqual(['deny-break-glass']);
+    expect(decision.requiredApprovals).toBe(0);
+    expect(decision.reasons.some((r) => r.includes('forbidden by deny-break-glass'))).toBe(true);
+  });
+
+  it('denies a break-glass account even when it is also an administrator', () => {
+    const decision = engine.decide(request({ severity: 'high', groups: ['admins', 'break-glass'] }));
+    expect(decision.outcome).toBe('deny');
+    expect(decision.policies).toContain('deny-break-glass');
+    expect(decision.perAction.every((d) => d.outcome === 'deny')).toBe(true);
+  });
+
+  it.each(['low', 'medium'] as const)('asks one approver for an ordinary account on a %s alert', (severity) => {
+    const decision = engine.decide(request({ severity, groups: ['engineering'] }));
+    expect(decision.outcome).toBe('approve');
+    expect(decision.requiredApprovals).toBe(1);
+    expect(decision.approverRoles).toEqual(['approver']);
+    expect(decision.approvalTimeoutMs).toBe(DAY_MS);
+    expect(decision.policies).toEqual(['approve-deprovision-on-lower-severity']);
+  });
+
+  it('denies a plan with no actions', () => {
+    const decision = engine.decide(request({ severity: 'high', groups: [], active: false }));
+    expect(decision.outcome).toBe('deny');
+    expect(decision.reasons).toContain('the plan has no actions');
+  });
+
+  it('gives the same policy set hash for the same files and a new one when a policy file changes', async () => {
+    const same = await loadPolicyEngine(await policyDir({ 'default.cedar': defaultText }));
+    expect(same.policySetHash).toBe(engine.policySetHash);
+    const changed = await loadPolicyEngine(await policyDir({ 'default.cedar': `${defaultText}\n// reviewed\n` }));
+    expect(changed.policySetHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(changed.policySetHash).not.toBe(engine.policySetHash);
+  });
+});
+
+describe('policy annotations', () => {
+  it('turns @expires("2s") into a two-second approval window', async () => {
+    const engine = await loadPolicyEngine(
+      await policyDir({ 'p.cedar': '@id("quick")\n@decision("approve")\n@expires("2s")\npermit (principal, action, resource);\n' }),
+    );
+    const decision = engine.decide(request({ severity: 'high', groups: ['engineering'] }));
+    expect(decision.outcome).toBe('approve');
+    expect(decision.approvalTimeoutMs).toBe(2000);
+    expect(decision.requiredApprovals).toBe(1);
+    expect(decision.approverRoles).toEqual(['approver']);
+  });
+
+  it('denies when no policy permits an action', async () => {
+    const engine = await loadPolicyEngine(
+      await policyDir({ 'p.cedar': '@id("only-disable")\npermit (principal, action == Cordon::Action::"DisableAccount", resource);\n' }),
+    );
+    const decision = engine.decide(request({ severity: 'high', groups: ['engineering'] }));
+    expect(decision.outcome).toBe('deny');
+    expect(decision.perAction.map((d) => d.outcome)).toEqual(['auto', 'deny']);
+    expect(decision.reasons.some((r) => r.includes('no policy permits it'))).toBe(true);
+  });
+});
+
+describe('loading policies', () => {
+  it('reports a syntax error with its file, line and column', async () => {
+    const text = [
+      '// line 1',
+      '@id("fine")',
+      'permit (principal, action, resource);',
+      '',
+      '@id("broken")',
+      'permit (principal, action, resource)',
+      'when { context.severityRank >= };',
+      '',
+    ].join('\n');
+    const error = await loadError(await policyDir({ 'broken.cedar': text }));
+    expect(error.file.endsWith('broken.cedar')).toBe(true);
+    expect(error.message).toMatch(/^\S*broken\.cedar:7:\d+: /);
+    expect(error.line).toBe(7);
+  });
+
+  it('counts columns in characters when multi-byte text precedes a syntax error', async () => {
+    const text = ['// 日本語 😀 é', '@id("x") permit (principal, action, resource) when { é };', ''].join('\n');
+    const error = await loadError(await policyDir({ 'utf8.cedar': text }));
+    expect(error.line).toBe(2);
+    // Cedar reports byte offsets; the column must still point at the é, the 54th character.
+    expect(error.column).toBe('@id("x") permit (principal, action, resource) when { '.length + 1);
+  });
+
+  it('refuses an attribute the schema does not know, with the file and line of the policy', async () => {
+    const text = [
+      '@id("fine")',
+      'permit (principal, action, resource);',
+      '',
+      '@id("typo")',
+      'permit (principal, action, resource)',
+      'when { resource.departmnt == "sales" };',
+      '',
+    ].join('\n');
+    const error = await loadError(await policyDir({ 'typo.cedar': text }));
+    expect(error.file.endsWith('typo.cedar')).toBe(true);
+    expect(error.line).toBe(6);
+    expect(error.column).toBe('when { '.length + 1);
+    expect(error.reason).toMatch(/for policy `typo`, attribute `departmnt`/);
+  });
+
+  it.each([
+    ['@decision("maybe")', '@id("p")\n@decision("maybe")\npermit (principal, action, resource);\n', /@decision\("maybe"\)/],
+    ['@approvers("0")', '@id("p")\n@decision("approve")\n@approvers("0")\npermit (principal, action, resource);\n', /@approvers\("0"\)/],
+    ['@approvers("11")', '@id("p")\n@decision("approve")\n@approvers("11")\npermit (principal, action, resource);\n', /@approvers\("11"\)/],
+    ['@roles("root")', '@id("p")\n@decision("approve")\n@roles("root")\npermit (principal, action, resource);\n', /@roles .*"root"/],
+    ['@expires("forever")', '@id("p")\n@decision("approve")\n@expires("forever")\npermit (principal, action, resource);\n', /@expires\("forever"\)/],
+    ['@expires("8d")', '@id("p")\n@decision("approve")\n@expires("8d")\npermit (principal, action, resource);\n', /@expires\("8d"\)/],
+    ['@approvers without @decision("approve")', '@id("p")\n@approvers("2")\npermit (principal, action, resource);\n', /@approvers only applies/],
+    ['@decision("approve") on a forbid', '@id("p")\n@decision("approve")\nforbid (principal, action, resource);\n', /only applies to a permit/],
+  ])('refuses %s, naming the annotation', async (_name, text, reason) => {
+    const error = await loadError(await policyDir({ 'p.cedar': `// header\n\n${text}` }));
+    expect(error.reason).toMatch(reason);
+    expect(error.file.endsWith('p.cedar')).toBe(true);
+    expect(error.line).toBe(3);
+  });
+
+  it('refuses a duplicate @id, even across files', async () => {
+    const error = await loadError(
+      await policyDir({
+        'a.cedar': '@id("same")\npermit (principal, action, resource);\n',
+        'b.cedar': '\n@id("same")\nforbid (principal, action, resource);\n',
+      }),
+    );
+    expect(error.file.endsWith('b.cedar')).toBe(true);
+    expect(error.line).toBe(2);
+    expect(error.reason).toMatch(/"same" is already used in \S*a\.cedar/);
+  });
+
+  it('refuses a directory without a schema', async () => {
+    const error = await loadError(await policyDir({ 'p.cedar': 'permit (principal, action, resource);\n' }, { schema: false }));
+    expect(error.file.endsWith('schema.cedarschema')).toBe(true);
+    expect(error.reason).toMatch(/no Cedar schema/);
+  });
+
+  it('refuses a directory without .cedar files', async () => {
+    const error = await loadError(await policyDir({ 'README.md': 'no policies here\n' }));
+    expect(error.reason).toMatch(/no \.cedar policy files/);
+  });
+});
