@@ -39,6 +39,19 @@ interface GlobalOptions {
 
 class UsageError extends Error {}
 
+/** A table that is coloured only where the terminal takes colours (picocolors honours NO_COLOR). */
+function newTable(head: string[]): Table.Table {
+  return new Table({ head, style: pc.isColorSupported ? { head: ['cyan'], border: ['grey'] } : { head: [], border: [] } });
+}
+
+function duration(fromIso: string, toIso: string): string {
+  const ms = Date.parse(toIso) - Date.parse(fromIso);
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 120_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
 async function resolveToken(options: GlobalOptions, dataDir: string, envToken: string | undefined): Promise<string | undefined> {
   if (options.token) return options.token;
   if (options.as) {
@@ -71,7 +84,7 @@ function printRun(run: RunView, write: (line: string) => void): void {
   if (run.error) write(`  error      ${pc.red(run.error.type)}: ${run.error.message}`);
   if (run.plan) {
     write(`\n${pc.bold('Plan')}  digest ${run.plan.digest}`);
-    const table = new Table({ head: ['action', 'type', 'target', 'change', 'policy'] });
+    const table = newTable(['action', 'type', 'target', 'change', 'policy']);
     for (const action of run.plan.actions) {
       const change = action.type === 'RemoveGroupMembership' ? `leave group ${action.group.display}` : 'active: true → false';
       table.push([action.id, action.type, `${action.target.display} (${action.target.id})`, change, action.decision ?? '']);
@@ -92,7 +105,7 @@ function printRun(run: RunView, write: (line: string) => void): void {
   }
   if (run.journal.length > 0) {
     write(`\n${pc.bold('Journal')}`);
-    const table = new Table({ head: ['action', 'status', 'evidence'] });
+    const table = newTable(['action', 'status', 'evidence']);
     for (const entry of run.journal) {
       const evidence = entry.evidence.map((e) => `${e.kind}: ${JSON.stringify(e.observed)}`).join('\n');
       table.push([entry.actionId, entry.status + (entry.error ? `\n${entry.error.type}` : ''), evidence]);
@@ -100,7 +113,10 @@ function printRun(run: RunView, write: (line: string) => void): void {
     write(table.toString());
   }
   write(`\n${pc.bold('Timeline')}`);
-  for (const step of run.timeline) write(`  ${step.at}  ${step.status}`);
+  run.timeline.forEach((step, i) => {
+    const next = run.timeline[i + 1];
+    write(`  ${step.at}  ${step.status.padEnd(18)}${next ? duration(step.at, next.at) : ''}`);
+  });
 }
 
 /** Builds the `cordon` program; `write` and `writeError` receive output lines. */
@@ -149,7 +165,7 @@ export function buildProgram(io: { write: (line: string) => void; writeError: (l
       const answer = await api.listRuns(options);
       out(json, answer, () => {
         if (answer.runs.length === 0) return io.write('no runs');
-        const table = new Table({ head: ['run', 'status', 'playbook', 'targets', 'severity', 'started'] });
+        const table = newTable(['run', 'status', 'playbook', 'targets', 'severity', 'started']);
         for (const run of answer.runs) table.push([run.runId, statusColour(run.status), run.playbook ?? '', run.targets.join(', '), run.severity ?? '', run.startedAt]);
         io.write(table.toString());
       });

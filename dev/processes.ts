@@ -10,8 +10,8 @@ export interface ManagedProcess {
   readonly child: ChildProcess;
   /** Resolves with the exit code (or signal) once the process has ended. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** The last lines the process wrote, for error messages. */
-  tail(): string;
+  /** The last `lines` lines the process wrote (15 by default), for error messages. */
+  tail(lines?: number): string;
   /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -57,7 +57,7 @@ export function spawnManaged(name: string, command: string, options: SpawnOption
     pid: child.pid ?? -1,
     child,
     exited,
-    tail: () => recent.trim().split('\n').slice(-15).join('\n'),
+    tail: (lines = 15) => recent.trim().split('\n').slice(-lines).join('\n'),
     async stop(graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
       try {

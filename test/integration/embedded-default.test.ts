@@ -1,0 +1,188 @@
+// `npm start` end to end, as a person uses it: the embedded default comes up (Temporal dev server
+// with its SQLite file, the demo SCIM directory, worker, API), the CLI sends the two example alerts,
+// approvals go through with separation of duties, Ctrl-C stops every child by PID, and a second
+// start on the same data directory finds the run that was waiting for approval still waiting.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { PROJECT_ROOT } from '../../config/config.js';
+import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
+import type { RunView } from '../../domain/index.js';
+
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let apiUrl: string;
+let uiPort: number;
+let current: ManagedProcess | undefined;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'cordon-embedded-'));
+  const [temporalPort, api, ui, scim] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  uiPort = ui;
+  apiUrl = `http://127.0.0.1:${api}`;
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CORDON_') && !name.startsWith('TEMPORAL_')));
+  env = {
+    ...inherited,
+    CORDON_DATA_DIR: dataDir,
+    TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+    CORDON_API_PORT: String(api),
+    CORDON_TEMPORAL_UI_PORT: String(ui),
+    CORDON_SCIM_PORT: String(scim),
+    TEMPORAL_CLI_PATH: inject('temporalCliPath'),
+    NO_COLOR: '1',
+  };
+});
+
+afterAll(async () => {
+  await current?.stop(15_000);
+});
+
+/** Starts `npm start`'s program and waits for its banner. */
+async function start(): Promise<ManagedProcess> {
+  const child = spawnManaged('npm start', process.execPath, { args: ['--import', 'tsx', join(PROJECT_ROOT, 'dev/start.ts')], env, cwd: PROJECT_ROOT });
+  current = child;
+  await waitUntil('npm start', async () => child.tail().includes('Ctrl-C stops everything.'), { timeoutMs: 240_000, intervalMs: 250, process: child });
+  return child;
+}
+
+/** Ctrl-C: SIGINT to the start process only; it must stop every child it recorded. */
+async function interrupt(child: ManagedProcess): Promise<{ code: number | null; pids: number[] }> {
+  const recorded = JSON.parse(await readFile(join(dataDir, 'processes.json'), 'utf8')) as { pid: number }[];
+  process.kill(child.pid, 'SIGINT');
+  const exit = await Promise.race([child.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('npm start did not stop within 60 s')), 60_000))]);
+  current = undefined;
+  return { code: exit.code, pids: recorded.map((r) => r.pid) };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `npx cordon …` (bin/cordon.js) against this stack. */
+function cordon(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [join(PROJECT_ROOT, 'bin/cordon.js'), ...args],
+      { cwd: PROJECT_ROOT, env: { ...env, CORDON_API: apiUrl }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+async function showRun(runId: string, as = 'oscar'): Promise<RunView> {
+  const result = await cordon('--as', as, '--json', 'runs', 'show', runId);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as RunView;
+}
+
+async function waitForRun(runId: string, statuses: string[]): Promise<RunView> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const run = await showRun(runId);
+    if (statuses.includes(run.status)) return run;
+    if (Date.now() > deadline) throw new Error(`run ${runId} stayed ${run.status}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+describe('npm start (the embedded default)', () => {
+  let adminRun: string;
+  let accountRun: string;
+
+  it('comes up and prints where everything is', async () => {
+    const child = await start();
+    const banner = child.tail(40);
+    expect(banner).toContain(apiUrl);
+    expect(banner).toContain(`http://127.0.0.1:${uiPort}`);
+    expect(banner).toContain('dev-credentials.json');
+    expect(banner).toMatch(/24 users, 8 groups/);
+
+    const credentials = JSON.parse(await readFile(join(dataDir, 'dev-credentials.json'), 'utf8')) as Record<string, { token: string; roles: string[] }>;
+    expect(Object.fromEntries(Object.entries(credentials).map(([name, c]) => [name, c.roles]))).toEqual({
+      soc: ['soc'],
+      alice: ['soc', 'approver'],
+      bob: ['approver'],
+      carol: ['approver'],
+      oscar: ['operator'],
+      admin: ['admin'],
+    });
+    expect((await stat(join(dataDir, 'dev-credentials.json'))).mode & 0o777).toBe(0o600);
+    expect((await fetch(`${apiUrl}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${uiPort}/`)).status).toBe(200);
+    expect((await stat(join(dataDir, 'temporal.db'))).size).toBeGreaterThan(0);
+  });
+
+  it('deprovisions the orphaned contractor automatically: disable and leave 3 groups, verified', async () => {
+    const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', 'examples/alerts/orphaned-account.json');
+    expect(sent.code, sent.stderr).toBe(0);
+    accountRun = (JSON.parse(sent.stdout) as { runId: string }).runId;
+    const run = await waitForRun(accountRun, ['completed', 'failed', 'needs_human', 'compensated']);
+    expect(run.status).toBe('completed');
+    expect(run.plan?.actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type))).toEqual(['DisableAccount', 'engineering', 'jira-users', 'vpn-users']);
+    expect(run.decision).toMatchObject({ outcome: 'auto', policies: ['auto-deprovision-on-high-severity'] });
+    expect(run.journal.map((j) => j.status)).toEqual(['verified', 'verified', 'verified', 'verified']);
+
+    const human = await cordon('--as', 'oscar', 'runs', 'show', accountRun);
+    expect(human.code).toBe(0);
+    for (const heading of ['completed', 'Plan', 'Decision', 'Journal', 'Timeline', 'auto-deprovision-on-high-severity']) expect(human.stdout).toContain(heading);
+
+    const again = await cordon('--as', 'soc', 'alert', 'send', 'examples/alerts/orphaned-account.json');
+    expect(again.stdout).toContain(`duplicate alert: attached to ${accountRun}`);
+  });
+
+  it("stops the admin's alert at awaiting_approval; the requester cannot approve, bob can", async () => {
+    const sent = await cordon('--as', 'alice', '--json', 'alert', 'send', 'examples/alerts/orphaned-admin.json');
+    expect(sent.code, sent.stderr).toBe(0);
+    adminRun = (JSON.parse(sent.stdout) as { runId: string }).runId;
+    const waiting = await waitForRun(adminRun, ['awaiting_approval', 'completed', 'denied']);
+    expect(waiting.status).toBe('awaiting_approval');
+    expect(waiting.decision).toMatchObject({ outcome: 'approve', requiredApprovals: 2 });
+
+    const self = await cordon('--as', 'alice', 'approve', adminRun);
+    expect(self.code).toBe(3);
+    expect(self.stderr).toContain('SeparationOfDuties');
+    const bob = await cordon('--as', 'bob', 'approve', adminRun, '--comment', 'sponsor left');
+    expect(bob.code, bob.stderr).toBe(0);
+    expect(bob.stdout).toContain('1 of 2');
+    const twice = await cordon('--as', 'bob', 'approve', adminRun);
+    expect(twice.code).toBe(5);
+  });
+
+  it('stops every child by PID on Ctrl-C', async () => {
+    const { code, pids } = await interrupt(current!);
+    expect(code).toBe(0);
+    expect(pids).toHaveLength(4);
+    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it('finds the run still awaiting approval after a second start, and carol completes it', async () => {
+    await start();
+    const still = await showRun(adminRun);
+    expect(still.status).toBe('awaiting_approval');
+    expect(still.approvals.map((a) => a.approver)).toEqual(['bob']);
+
+    const carol = await cordon('--as', 'carol', 'approve', adminRun);
+    expect(carol.code, carol.stderr).toBe(0);
+    expect(carol.stdout).toContain('2 of 2');
+    const done = await waitForRun(adminRun, ['completed', 'failed', 'needs_human', 'compensated']);
+    expect(done.status).toBe('completed');
+    expect(done.journal.every((j) => j.status === 'verified')).toBe(true);
+
+    const list = await cordon('--as', 'oscar', '--json', 'runs', 'list', '--status', 'completed');
+    expect((JSON.parse(list.stdout) as { runs: { runId: string }[] }).runs.map((r) => r.runId)).toEqual(expect.arrayContaining([accountRun, adminRun]));
+    const audit = await cordon('--as', 'oscar', 'audit', 'verify');
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.stdout).toMatch(/ledger intact: \d+ entries/);
+
+    const { code } = await interrupt(current!);
+    expect(code).toBe(0);
+  });
+});
