@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
+import { freePort, spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
 
 const SCRIPT = fileURLToPath(new URL('./scim-directory.py', import.meta.url));
 
@@ -28,9 +29,14 @@ export async function startScimDirectory(options: ScimDirectoryOptions): Promise
     env: { ...process.env, PYTHONUNBUFFERED: '1' },
     ...(options.logFile ? { logFile: options.logFile } : {}),
   });
+  await waitForScim(url, child);
+  return { url, process: child, stop: () => child.stop(5000) };
+}
+
+/** Waits until a SCIM server answers HTTP (any status, even 401, means it listens); stops it if it never does. */
+async function waitForScim(url: string, child: ManagedProcess): Promise<void> {
   try {
-    // Any HTTP answer (even 401) means the server listens.
-    await waitUntil(`SCIM directory at ${url}`, async () => (await fetch(`${url}/ServiceProviderConfig`, { signal: AbortSignal.timeout(1000) })).status > 0, {
+    await waitUntil(`SCIM server at ${url}`, async () => (await fetch(`${url}/ServiceProviderConfig`, { signal: AbortSignal.timeout(1000) })).status > 0, {
       timeoutMs: 30_000,
       process: child,
     });
@@ -38,5 +44,26 @@ export async function startScimDirectory(options: ScimDirectoryOptions): Promise
     await child.stop(2000);
     throw error;
   }
-  return { url, process: child, stop: () => child.stop(5000) };
+}
+
+/** A plain, in-memory scim2-server with a bearer token of its own, for tests and the benchmark. */
+export interface Scim2Server {
+  url: string;
+  token: string;
+  process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts the `scim2-server` CLI (from PyPI) on a free 127.0.0.1 port and waits until it answers. */
+export async function startScim2Server(options: { scim2ServerPath: string; logFile: string }): Promise<Scim2Server> {
+  const port = await freePort();
+  const token = randomBytes(18).toString('base64url');
+  const child = spawnManaged('scim2-server', options.scim2ServerPath, {
+    args: ['--hostname', '127.0.0.1', '--port', String(port), '--bearer-token', token],
+    env: { ...process.env, PYTHONUNBUFFERED: '1' },
+    logFile: options.logFile,
+  });
+  const url = `http://127.0.0.1:${port}/v2`;
+  await waitForScim(url, child);
+  return { url, token, process: child, stop: () => child.stop(5000) };
 }

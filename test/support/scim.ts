@@ -4,41 +4,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import { ScimClient } from '../../activities/connectors/scim/scim-client.js';
-import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
+import { startScim2Server, type Scim2Server } from '../../dev/scim-directory.js';
 
 /** A real scim2-server on 127.0.0.1, started for one test file. */
-export interface TestScim {
-  url: string;
-  token: string;
+export interface TestScim extends Scim2Server {
   client: ScimClient;
-  process: ManagedProcess;
   /** Request lines the server logged ("PATCH /v2/Groups/… HTTP/1.1" 204), in order. */
   requests(): Promise<string[]>;
-  stop(): Promise<void>;
 }
 
 /** Starts `scim2-server` (from PyPI) with a bearer token and waits until it answers. */
 export async function startScim(): Promise<TestScim> {
-  const port = await freePort();
-  const token = randomBytes(18).toString('base64url');
   const logFile = join(await mkdtemp(join(tmpdir(), 'cordon-scim-')), 'scim.log');
-  const child = spawnManaged('scim2-server', inject('scim2ServerPath'), {
-    args: ['--hostname', '127.0.0.1', '--port', String(port), '--bearer-token', token],
-    env: { ...process.env, PYTHONUNBUFFERED: '1' },
-    logFile,
-  });
-  const url = `http://127.0.0.1:${port}/v2`;
-  await waitUntil('scim2-server', async () => (await fetch(`${url}/ServiceProviderConfig`)).status > 0, { timeoutMs: 30_000, process: child });
+  const server = await startScim2Server({ scim2ServerPath: inject('scim2ServerPath'), logFile });
   return {
-    url,
-    token,
-    client: new ScimClient({ baseUrl: url, bearerToken: token }),
-    process: child,
+    ...server,
+    client: new ScimClient({ baseUrl: server.url, bearerToken: server.token }),
     async requests() {
       const text = await readFile(logFile, 'utf8').catch(() => '');
       return text.split('\n').filter((line) => /"(GET|POST|PUT|PATCH|DELETE) /.test(line));
     },
-    stop: () => child.stop(5000),
   };
 }
 
