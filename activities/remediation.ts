@@ -80,11 +80,15 @@ export function createRemediationActivities(deps: RemediationDeps) {
     return connector;
   };
 
+  /** The ids an action's evidence is about. */
+  const objectOf = (action: Action): Record<string, string> =>
+    action.type === 'DisableAccount' ? { account: action.target.id } : { account: action.target.id, group: action.group.id };
+
   const accountEvidence = (kind: Evidence['kind'], snapshot: AccountSnapshot, action: Action): Evidence => {
     const observed: Evidence['observed'] =
       action.type === 'DisableAccount'
-        ? { account: snapshot.account.id, active: snapshot.account.active }
-        : { account: snapshot.account.id, group: action.group.id, member: snapshot.groups.some((g) => g.id === action.group.id) };
+        ? { ...objectOf(action), active: snapshot.account.active }
+        : { ...objectOf(action), member: snapshot.groups.some((g) => g.id === action.group.id) };
     return { kind, at: snapshot.observedAt, observed };
   };
 
@@ -188,20 +192,19 @@ export function createRemediationActivities(deps: RemediationDeps) {
         data: { actionId: action.id, type: action.type, target: action.target.id },
       });
       heartbeatIfActivity();
-      const before = await connector.readAccount({ id: action.target.id });
+      const at = new Date().toISOString();
       const result = await apply(connector, action, false);
-      heartbeatIfActivity();
-      const after = await connector.readAccount({ id: action.target.id });
       // Already in the post-state: ours if an earlier attempt of this very action got that far.
       const changed = result.changed || !started.created;
-      const evidence = [accountEvidence('before', before, action), accountEvidence('after', after, action)];
+      // The connector's own check read is the "before" evidence; verification re-reads for the "after".
+      const evidence: Evidence[] = [{ kind: 'before', at, observed: { ...objectOf(action), ...result.before } }];
       await ledger.appendOnce({
         idemKey: `${key}:applied`,
         kind: 'action.applied',
         actor: SYSTEM_ACTOR,
         runId,
         planDigest: digest,
-        data: { actionId: action.id, type: action.type, target: action.target.id, changed, before: evidence[0]!.observed, after: evidence[1]!.observed },
+        data: { actionId: action.id, type: action.type, target: action.target.id, changed, before: evidence[0]!.observed },
       });
       return { actionId: action.id, changed, evidence };
     },

@@ -96,7 +96,6 @@ export async function buildServer(deps: ServerDeps) {
     loggerInstance: deps.log,
     bodyLimit: BODY_LIMIT_BYTES,
     genReqId: () => randomUUID(),
-    disableRequestLogging: false,
     return503OnClosing: true,
   }).withTypeProvider<ZodTypeProvider>();
 

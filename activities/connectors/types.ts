@@ -29,7 +29,11 @@ export interface DirectoryConnector {
   addGroupMember(groupId: string, accountId: string): Promise<ChangeResult>;
 }
 
-/** Whether a call changed the system of record (false: it was already in the asked-for state). */
+/**
+ * Whether a call changed the system of record (false: it was already in the asked-for state), and
+ * the state its check read found just before, e.g. `{ active: true }` or `{ member: true }`.
+ */
 export interface ChangeResult {
   changed: boolean;
+  before: Record<string, boolean>;
 }

@@ -138,7 +138,7 @@ describe('POST /v1/alerts', () => {
       expect(action.target.display).toBeTruthy();
     }
     expect(run.journal.map((j) => j.status)).toEqual(['verified', 'verified', 'verified', 'verified']);
-    expect(run.journal.every((j) => j.evidence.length === 3)).toBe(true);
+    expect(run.journal.every((j) => j.evidence.length === 2)).toBe(true);
 
     const list = await app.inject({ method: 'GET', url: '/v1/runs?status=completed&playbook=deprovision-account', headers: bearer('bob') });
     expect(list.statusCode).toBe(200);

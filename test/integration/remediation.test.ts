@@ -79,7 +79,7 @@ describe('remediation workflow', () => {
     for (const entry of run.journal) {
       expect(entry.status).toBe('verified');
       expect(entry.changed).toBe(true);
-      expect(entry.evidence.map((e) => e.kind)).toEqual(['before', 'after', 'verification']);
+      expect(entry.evidence.map((e) => e.kind)).toEqual(['before', 'verification']);
     }
     expect(run.timeline.map((t) => t.status)).toEqual(['observing', 'planning', 'deciding', 'executing', 'verifying', 'completed']);
     expect(await state(user.id)).toEqual({ active: false, groups: [] });

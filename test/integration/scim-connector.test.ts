@@ -65,24 +65,24 @@ describe('SCIM connector', () => {
 
   it('disables and re-enables an account, changing it only when needed', async () => {
     const user = await org.user('toggle', []);
-    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: true });
+    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: true, before: { active: true } });
     expect((await connector.readAccount({ id: user.id })).account.active).toBe(false);
-    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: false });
-    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: true });
+    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: false, before: { active: false } });
+    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: true, before: { active: false } });
     expect((await connector.readAccount({ id: user.id })).account.active).toBe(true);
-    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: false });
+    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: false, before: { active: true } });
   });
 
   it('removes and restores one group membership, leaving other members alone', async () => {
     const user = await org.user('member', ['finance']);
     const other = await org.user('colleague', ['finance']);
     const finance = await org.groupId('finance');
-    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: true });
+    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: true, before: { member: true } });
     expect(await connector.isGroupMember(finance, user.id)).toBe(false);
     expect(await connector.isGroupMember(finance, other.id)).toBe(true);
-    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: false });
-    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: true });
-    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: false });
+    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: false, before: { member: false } });
+    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: true, before: { member: false } });
+    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: false, before: { member: true } });
     expect(await connector.isGroupMember(finance, user.id)).toBe(true);
   });
 

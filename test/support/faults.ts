@@ -42,8 +42,8 @@ export function withFaults(inner: DirectoryConnector, plan: FaultPlan): Director
     readAccount: (ref) => inner.readAccount(ref),
     isGroupMember: (groupId, accountId) => inner.isGroupMember(groupId, accountId),
     setAccountActive: (accountId, active) =>
-      mutate(active ? 'undo' : 'apply', accountId, () => inner.setAccountActive(accountId, active), { changed: true }),
-    removeGroupMember: (groupId, accountId) => mutate('apply', groupId, () => inner.removeGroupMember(groupId, accountId), { changed: true }),
-    addGroupMember: (groupId, accountId) => mutate('undo', groupId, () => inner.addGroupMember(groupId, accountId), { changed: true }),
+      mutate(active ? 'undo' : 'apply', accountId, () => inner.setAccountActive(accountId, active), { changed: true, before: {} }),
+    removeGroupMember: (groupId, accountId) => mutate('apply', groupId, () => inner.removeGroupMember(groupId, accountId), { changed: true, before: {} }),
+    addGroupMember: (groupId, accountId) => mutate('undo', groupId, () => inner.addGroupMember(groupId, accountId), { changed: true, before: {} }),
   };
 }

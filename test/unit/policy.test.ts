@@ -164,6 +164,24 @@ describe('policy annotations', () => {
     expect(decision.perAction.map((d) => d.outcome)).toEqual(['auto', 'deny']);
     expect(decision.reasons.some((r) => r.includes('no policy permits it'))).toBe(true);
   });
+
+  it('fails closed: a forbid that errors while evaluating still denies, though a permit matches', async () => {
+    const engine = await loadPolicyEngine(
+      await policyDir({
+        'p.cedar': [
+          '@id("allow-all")',
+          'permit (principal, action, resource);',
+          '@id("overflowing-forbid")',
+          'forbid (principal, action, resource) when { context.severityRank * 9223372036854775807 > 0 };',
+          '',
+        ].join('\n'),
+      }),
+    );
+    const decision = engine.decide(request({ severity: 'high', groups: [] }));
+    expect(decision.outcome).toBe('deny');
+    expect(decision.perAction[0]).toMatchObject({ outcome: 'deny', policies: ['overflowing-forbid'] });
+    expect(decision.reasons[0]).toMatch(/overflowing-forbid errored/);
+  });
 });
 
 describe('loading policies', () => {

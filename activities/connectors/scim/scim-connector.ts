@@ -55,9 +55,10 @@ export function createScimConnector(system: string, options: ScimClientOptions |
 
     async setAccountActive(accountId, active): Promise<ChangeResult> {
       const user = await client.getUser(accountId);
-      if ((user.active ?? true) === active) return { changed: false };
+      const before = { active: user.active ?? true };
+      if (before.active === active) return { changed: false, before };
       await client.patch('Users', accountId, [{ op: 'replace', path: 'active', value: active }], user.meta?.version);
-      return { changed: true };
+      return { changed: true, before };
     },
 
     async isGroupMember(groupId, accountId) {
@@ -66,17 +67,17 @@ export function createScimConnector(system: string, options: ScimClientOptions |
 
     async removeGroupMember(groupId, accountId): Promise<ChangeResult> {
       const group = await client.getGroup(groupId);
-      if (!isMember(group, accountId)) return { changed: false };
+      if (!isMember(group, accountId)) return { changed: false, before: { member: false } };
       const path = `members[value eq ${JSON.stringify(accountId)}]`;
       await client.patch('Groups', groupId, [{ op: 'remove', path }], group.meta?.version);
-      return { changed: true };
+      return { changed: true, before: { member: true } };
     },
 
     async addGroupMember(groupId, accountId): Promise<ChangeResult> {
       const group = await client.getGroup(groupId);
-      if (isMember(group, accountId)) return { changed: false };
+      if (isMember(group, accountId)) return { changed: false, before: { member: true } };
       await client.patch('Groups', groupId, [{ op: 'add', path: 'members', value: [{ value: accountId }] }], group.meta?.version);
-      return { changed: true };
+      return { changed: true, before: { member: false } };
     },
   };
 }
