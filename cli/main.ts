@@ -119,8 +119,15 @@ function printRun(run: RunView, write: (line: string) => void): void {
   });
 }
 
-/** Builds the `cordon` program; `write` and `writeError` receive output lines. */
-export function buildProgram(io: { write: (line: string) => void; writeError: (line: string) => void; env?: Record<string, string | undefined> }): Command {
+/** Where the CLI writes, what environment it reads, and the exit code a command asks for. */
+export interface CliIo {
+  write: (line: string) => void;
+  writeError: (line: string) => void;
+  env?: Record<string, string | undefined>;
+}
+
+/** Builds the `cordon` program; `write` and `writeError` receive output lines, `result.code` the exit code a command sets. */
+export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.ok }): Command {
   const cliEnv = loadCliEnv(io.env ?? process.env);
   const program = new Command('cordon')
     .description('Operate Cordon: send alerts, inspect runs, approve or reject, verify the audit ledger.')
@@ -208,7 +215,7 @@ export function buildProgram(io: { write: (line: string) => void; writeError: (l
       out(json, answer, () =>
         io.write(answer.ok ? `ledger intact: ${answer.entries} entries, head ${answer.headHash}` : `ledger BROKEN at entry ${answer.firstBad.seq}: ${answer.firstBad.reason}`),
       );
-      if (!answer.ok) process.exitCode = EXIT.auditFailed;
+      if (!answer.ok) result.code = EXIT.auditFailed;
     });
 
   return program;
@@ -221,11 +228,12 @@ async function readStdin(): Promise<string> {
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
-export async function runCli(argv: string[], io: Parameters<typeof buildProgram>[0]): Promise<number> {
-  const program = buildProgram(io);
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const result = { code: EXIT.ok as number };
+  const program = buildProgram(io, result);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+    return result.code;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     if (error instanceof UsageError) {

@@ -15,6 +15,8 @@ import { DEFAULT_POLICY_DIR, loadPolicyEngine } from '../../policies/engine.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { signAlert } from '../../server/hmac.js';
 import { identityStore } from '../../server/identities.js';
+import { runCli } from '../../cli/main.js';
+import Database from 'better-sqlite3';
 import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
 import { startScim, TestOrg, type TestScim } from '../support/scim.js';
 import { alertFor, startWorker, temporalClient, type RunningWorker } from '../support/temporal.js';
@@ -300,5 +302,35 @@ describe('GET /v1/runs filters and GET /v1/audit/verify', () => {
     for (const value of Object.values(tokens)) expect(text).not.toContain(value);
     expect(text).not.toContain(hmacSecret.toString());
     now = Math.floor(Date.now() / 1000);
+  });
+});
+
+describe('a tampered ledger', () => {
+  it('is named, entry and reason, by the API and by `cordon audit verify` (exit code 10)', async () => {
+    const path = join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'tampered.sqlite');
+    const tampered = openSqliteLedger({ path });
+    for (let n = 1; n <= 5; n++) await tampered.append({ kind: 'run.status', actor: 'cordon', runId: 'run_x', data: { n } });
+    // Someone with access to the file removes the append-only triggers and rewrites entry 3.
+    const db = new Database(path);
+    db.exec('DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete;');
+    db.prepare('UPDATE ledger SET data = ? WHERE seq = 3').run(JSON.stringify({ n: 333 }));
+    db.close();
+
+    const server = await buildServer({ temporal: temporal.client, taskQueue: temporal.taskQueue, ledger: tampered, identities, log: pino({ level: 'silent' }) });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const response = await server.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('oscar') });
+      expect(response.json()).toEqual({ ok: false, entries: 3, firstBad: { seq: 3, reason: 'content does not match its hash (modified)' } });
+
+      const address = server.server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      const out: string[] = [];
+      const code = await runCli(['--api', `http://127.0.0.1:${port}`, '--token', tokens.oscar, 'audit', 'verify'], { write: (l) => out.push(l), writeError: (l) => out.push(l), env: {} });
+      expect(code).toBe(10);
+      expect(out.join('\n')).toContain('ledger BROKEN at entry 3: content does not match its hash (modified)');
+    } finally {
+      await server.close();
+      await tampered.close();
+    }
   });
 });
