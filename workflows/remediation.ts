@@ -194,7 +194,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       return { status: next, approvals: approveCount(), required };
     },
     {
-      validator: (request) => {
+      validator: (request: ApprovalRequest) => {
         const parsed = ApprovalRequest.safeParse(request);
         if (!parsed.success) {
           const issue = parsed.error.issues[0];
@@ -213,7 +213,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
           throw failure('DuplicateApproval', `${request.approver} has already decided on run ${runId}`);
         }
         const allowed = decision.approverRoles;
-        if (!request.roles.some((role: Identity['roles'][number]) => allowed.includes(role))) {
+        if (!request.roles.some((role) => allowed.includes(role))) {
           throw failure('MissingApproverRole', `deciding on run ${runId} needs one of the roles ${allowed.join(', ')}`);
         }
       },
