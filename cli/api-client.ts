@@ -1,4 +1,4 @@
-import type { RunView } from '../domain/index.js';
+import type { AlertAccepted, ApprovalResult, LedgerVerification, RunSummary, RunView } from '../domain/index.js';
 
 /** An error answer from the API, or no answer at all (status 0). */
 export class ApiError extends Error {
@@ -12,27 +12,6 @@ export class ApiError extends Error {
   }
 }
 
-export interface RunSummary {
-  runId: string;
-  playbook: string | null;
-  status: string | null;
-  targets: string[];
-  alertSource: string | null;
-  severity: string | null;
-  startedAt: string;
-  closedAt: string | null;
-}
-
-export interface ApprovalAnswer {
-  status: string;
-  approvals: number;
-  required: number;
-}
-
-export type LedgerVerification =
-  | { ok: true; entries: number; headHash: string }
-  | { ok: false; entries: number; firstBad: { seq: number; reason: string } };
-
 /** The HTTP API as the CLI uses it: the CLI never talks to Temporal directly. */
 export class CordonApi {
   constructor(
@@ -40,7 +19,7 @@ export class CordonApi {
     private readonly token: string | undefined,
   ) {}
 
-  sendAlert(body: string): Promise<{ runId: string; status: string; duplicate: boolean }> {
+  sendAlert(body: string): Promise<AlertAccepted> {
     return this.request('POST', '/v1/alerts', body);
   }
 
@@ -55,7 +34,7 @@ export class CordonApi {
     return this.request('GET', `/v1/runs/${encodeURIComponent(runId)}`);
   }
 
-  decide(runId: string, body: { decision: 'approve' | 'reject'; planDigest: string; comment?: string; channel: 'cli' }): Promise<ApprovalAnswer> {
+  decide(runId: string, body: { decision: 'approve' | 'reject'; planDigest: string; comment?: string; channel: 'cli' }): Promise<ApprovalResult> {
     return this.request('POST', `/v1/runs/${encodeURIComponent(runId)}/approvals`, JSON.stringify(body));
   }
 

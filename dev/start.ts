@@ -9,7 +9,7 @@ import { ScimClient } from '../activities/connectors/scim/scim-client.js';
 import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config/config.js';
 import { seedDemoOrganisation } from './demo-org.js';
 import { DEV_IDENTITIES, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
-import { spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
+import { isAlive, spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
 import { ensureScimServer } from './python-tools.js';
 import { startScimDirectory } from './scim-directory.js';
 import { provisionTemporalCli, TemporalCliNotFound } from './temporal-cli.js';
@@ -25,15 +25,6 @@ interface RecordedProcess {
 }
 
 const say = (line = '') => process.stdout.write(`${line}\n`);
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Stops children a previous, killed `npm start` left behind: by recorded PID, only if the PID still runs the recorded command. */
 async function stopLeftovers(file: string): Promise<void> {

@@ -7,3 +7,4 @@ export * from './identity.js';
 export * from './plan.js';
 export * from './run.js';
 export * from './sha256.js';
+export * from './api.js';

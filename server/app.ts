@@ -11,7 +11,7 @@ import {
 } from 'fastify-type-provider-zod';
 import sjson from 'secure-json-parse';
 import type { Logger } from '../config/logger.js';
-import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorType, type Identity, type Role } from '../domain/index.js';
+import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorBody, type ErrorType, type Identity, type Role } from '../domain/index.js';
 import type { Ledger } from '../store/ledger.js';
 import type { IdentityStore } from './identities.js';
 import { alertRoutes } from './routes/alerts.js';
@@ -46,10 +46,6 @@ declare module 'fastify' {
   }
 }
 
-/** The error body every failure answers with. */
-export interface ErrorBody {
-  error: { type: string; message: string; issues?: { path: string; message: string }[] };
-}
 
 /** Sends a catalogue error. */
 export function sendError(reply: FastifyReply, type: ErrorType, message: string, issues?: ErrorBody['error']['issues']): FastifyReply {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { canonicalJson } from '../domain/index.js';
+import { canonicalJson, type LedgerVerification } from '../domain/index.js';
 
 /** JSON data carried by a ledger entry. */
 export type LedgerData = { [key: string]: unknown };
@@ -32,10 +32,6 @@ export interface LedgerEntry {
   hash: string;
 }
 
-/** The result of checking the chain: the first entry that does not hold, if any. */
-export type LedgerVerification =
-  | { ok: true; entries: number; headHash: string }
-  | { ok: false; entries: number; firstBad: { seq: number; reason: string } };
 
 /** The audit ledger: append-only, hash-chained. Async so that a PostgreSQL store can implement it too. */
 export interface Ledger {

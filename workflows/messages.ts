@@ -1,13 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ApprovalRequest, RunStatus, RunView } from '../domain/index.js';
-
-/** What an approval decision returns to the approver. */
-export interface ApprovalResult {
-  /** The run's status once this decision is counted. */
-  status: RunStatus;
-  approvals: number;
-  required: number;
-}
+import type { ApprovalRequest, ApprovalResult, RunView } from '../domain/index.js';
 
 /** Returns the run as operators and approvers see it. */
 export const getRunQuery = defineQuery<RunView>('getRun');

@@ -21,6 +21,7 @@ import {
   nonRetryableErrorTypes,
   type AccountSnapshot,
   type Action,
+  type ApprovalResult,
   type Alert,
   type Approval,
   type Decision,
@@ -34,7 +35,7 @@ import {
   type RunStatus,
   type RunView,
 } from '../domain/index.js';
-import { decideApprovalUpdate, getRunQuery, type ApprovalResult } from './messages.js';
+import { decideApprovalUpdate, getRunQuery } from './messages.js';
 import { CordonStatus, CordonTargets } from './search-attributes.js';
 
 /** What starts a remediation run. */

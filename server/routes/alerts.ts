@@ -1,7 +1,6 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { z } from 'zod';
-import { Alert, runIdFor, RunId, RunStatus, type Identity } from '../../domain/index.js';
+import { Alert, AlertAccepted, ErrorBody, runIdFor, type Identity } from '../../domain/index.js';
 import { handledKinds, playbookForKind } from '../../playbooks/registry.js';
 import type { RemediationInput } from '../../workflows/remediation.js';
 import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
@@ -12,8 +11,6 @@ import { runStatusFromVisibility } from './runs.js';
 /** The identity of alert senders that authenticate with the shared HMAC secret. */
 export const WEBHOOK_IDENTITY: Identity = Object.freeze({ name: 'webhook', roles: ['soc'] }) as Identity;
 
-const Accepted = z.object({ runId: RunId, status: RunStatus, duplicate: z.boolean() });
-const ErrorSchema = z.object({ error: z.object({ type: z.string(), message: z.string(), issues: z.array(z.object({ path: z.string(), message: z.string() })).optional() }) });
 
 /** POST /v1/alerts: starts a remediation run, or returns the run an identical alert already started. */
 export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) => {
@@ -27,7 +24,7 @@ export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) 
         summary: 'Send an alert; starts a remediation run (deduplicated by source + id)',
         security: [{ bearer: [] }, { alertSignature: [] }],
         body: Alert,
-        response: { 200: Accepted, 202: Accepted, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 413: ErrorSchema, 422: ErrorSchema },
+        response: { 200: AlertAccepted, 202: AlertAccepted, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 413: ErrorBody, 422: ErrorBody },
       },
       // Authentication comes before any look at the body's content.
       preValidation: [

@@ -2,24 +2,11 @@ import { WorkflowNotFoundError, WorkflowUpdateFailedError, isGrpcServiceError, t
 import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApprovalVerdict, PlanDigest, RunId, RunStatus, RunView, type ApprovalRequest } from '../../domain/index.js';
+import { ApprovalResult, ApprovalVerdict, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type ApprovalRequest } from '../../domain/index.js';
 import { playbooks } from '../../playbooks/registry.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
 import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
 import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerDeps } from '../app.js';
-
-/** A run as the list shows it (from Temporal visibility, without asking a worker). */
-export const RunSummary = z.object({
-  runId: z.string(),
-  playbook: z.string().nullable(),
-  status: RunStatus.nullable(),
-  targets: z.array(z.string()),
-  alertSource: z.string().nullable(),
-  severity: z.string().nullable(),
-  startedAt: z.string(),
-  closedAt: z.string().nullable(),
-});
-export type RunSummary = z.infer<typeof RunSummary>;
 
 /** The run status recorded in a workflow's search attributes. */
 export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescription, 'typedSearchAttributes'>): RunStatus {
@@ -27,7 +14,6 @@ export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescr
   return parsed.success ? parsed.data : 'observing';
 }
 
-const ErrorSchema = z.object({ error: z.object({ type: z.string(), message: z.string() }) });
 const RunParams = z.object({ runId: RunId });
 
 const ListQuery = z.strictObject({
@@ -55,7 +41,7 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
         summary: 'List runs, filtered by status and playbook (newest first)',
         security: [{ bearer: [] }],
         querystring: ListQuery,
-        response: { 200: z.object({ runs: z.array(RunSummary) }), 400: ErrorSchema, 401: ErrorSchema },
+        response: { 200: z.object({ runs: z.array(RunSummary) }), 400: ErrorBody, 401: ErrorBody },
       },
       onRequest: bearer,
     },
@@ -95,7 +81,7 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
         summary: 'A run: alert, plan, policy decision, approvals, journal with evidence, timeline',
         security: [{ bearer: [] }],
         params: RunParams,
-        response: { 200: RunView, 401: ErrorSchema, 404: ErrorSchema, 503: ErrorSchema },
+        response: { 200: RunView, 401: ErrorBody, 404: ErrorBody, 503: ErrorBody },
       },
       onRequest: bearer,
     },
@@ -126,13 +112,13 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
         params: RunParams,
         body: ApprovalBody,
         response: {
-          200: z.object({ status: RunStatus, approvals: z.int(), required: z.int() }),
-          400: ErrorSchema,
-          401: ErrorSchema,
-          403: ErrorSchema,
-          404: ErrorSchema,
-          409: ErrorSchema,
-          503: ErrorSchema,
+          200: ApprovalResult,
+          400: ErrorBody,
+          401: ErrorBody,
+          403: ErrorBody,
+          404: ErrorBody,
+          409: ErrorBody,
+          503: ErrorBody,
         },
       },
       onRequest: bearer,

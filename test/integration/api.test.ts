@@ -7,19 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client, Connection } from '@temporalio/client';
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScimConnector } from '../../activities/connectors/scim/scim-connector.js';
+import { runCli } from '../../cli/main.js';
 import { runIdFor, type RunView } from '../../domain/index.js';
-import { DEFAULT_POLICY_DIR, loadPolicyEngine } from '../../policies/engine.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { signAlert } from '../../server/hmac.js';
 import { identityStore } from '../../server/identities.js';
-import { runCli } from '../../cli/main.js';
-import Database from 'better-sqlite3';
 import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
-import { startScim, TestOrg, type TestScim } from '../support/scim.js';
-import { alertFor, startWorker, temporalClient, type RunningWorker } from '../support/temporal.js';
+import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import type { TestOrg } from '../support/scim.js';
+import { alertFor, startWorker, type RunningWorker } from '../support/temporal.js';
 
 const token = (name: string) => `tok_${name}_${randomBytes(16).toString('hex')}`;
 const tokens = { soc: token('soc'), alice: token('alice'), bob: token('bob'), carol: token('carol'), oscar: token('oscar') };
@@ -32,22 +31,18 @@ const identities = identityStore({
 });
 const hmacSecret = Buffer.from(randomBytes(32).toString('hex'));
 
-let scim: TestScim;
+let env: RemediationEnv;
 let org: TestOrg;
 let ledger: Ledger;
-let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let worker: RunningWorker;
 let app: CordonServer;
 let now = Math.floor(Date.now() / 1000);
 const logLines: string[] = [];
 
 beforeAll(async () => {
-  scim = await startScim();
-  org = new TestOrg(scim.client);
-  ledger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'ledger.sqlite') });
-  temporal = await temporalClient();
-  const policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
-  worker = await startWorker({ taskQueue: temporal.taskQueue, connectors: { scim: createScimConnector('scim', scim.client) }, ledger, policy });
+  env = await startRemediationEnv();
+  ({ org, ledger } = env);
+  worker = await startWorker({ taskQueue: env.taskQueue, connectors: { scim: env.connector }, ledger, policy: env.policy });
   const capture = new Writable({
     write(chunk, _encoding, done) {
       logLines.push(String(chunk));
@@ -55,8 +50,8 @@ beforeAll(async () => {
     },
   });
   app = await buildServer({
-    temporal: temporal.client,
-    taskQueue: temporal.taskQueue,
+    temporal: env.client,
+    taskQueue: env.taskQueue,
     ledger,
     identities,
     alertHmacSecret: hmacSecret,
@@ -68,9 +63,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await app?.close();
   await worker?.stop();
-  await temporal?.close();
-  await ledger?.close();
-  await scim?.stop();
+  await env?.close();
 });
 
 const bearer = (name: keyof typeof tokens) => ({ authorization: `Bearer ${tokens[name]}` });
@@ -91,7 +84,7 @@ async function waitForRun(runId: string, statuses: string[]): Promise<RunView> {
 
 /** How many runs exist on this test's task queue (Temporal visibility). */
 async function runCount(): Promise<number> {
-  return (await temporal.client.workflow.count(`TaskQueue = '${temporal.taskQueue}'`)).count;
+  return (await env.client.workflow.count(`TaskQueue = '${env.taskQueue}'`)).count;
 }
 
 describe('GET /healthz', () => {
@@ -161,7 +154,7 @@ describe('POST /v1/alerts', () => {
     const third = await postAlert(alert);
     expect(third.statusCode).toBe(200);
     expect(third.json()).toMatchObject({ runId: first.json().runId, status: 'completed', duplicate: true });
-    const executions = await temporal.client.workflow.count(`WorkflowId = '${first.json().runId}'`);
+    const executions = await env.client.workflow.count(`WorkflowId = '${first.json().runId}'`);
     expect(executions.count).toBe(1);
   });
 
@@ -316,7 +309,7 @@ describe('a tampered ledger', () => {
     db.prepare('UPDATE ledger SET data = ? WHERE seq = 3').run(JSON.stringify({ n: 333 }));
     db.close();
 
-    const server = await buildServer({ temporal: temporal.client, taskQueue: temporal.taskQueue, ledger: tampered, identities, log: pino({ level: 'silent' }) });
+    const server = await buildServer({ temporal: env.client, taskQueue: env.taskQueue, ledger: tampered, identities, log: pino({ level: 'silent' }) });
     await server.listen({ host: '127.0.0.1', port: 0 });
     try {
       const response = await server.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('oscar') });

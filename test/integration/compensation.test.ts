@@ -2,41 +2,30 @@
 // a failure at every action k undoes actions 1..k-1 and leaves the directory as observed; an undo
 // that fails, or a change that does not hold, ends `needs_human`; cancellation mid-execution undoes.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScimConnector } from '../../activities/connectors/scim/scim-connector.js';
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
-import { DEFAULT_POLICY_DIR, loadPolicyEngine, type PolicyEngine } from '../../policies/engine.js';
-import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
+import type { PolicyEngine } from '../../policies/engine.js';
+import type { Ledger } from '../../store/ledger.js';
+import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type FaultPlan } from '../support/faults.js';
-import { startScim, TestOrg, type TestScim } from '../support/scim.js';
-import { alertFor, expectReplays, startRun, startWorker, temporalClient, waitForStatus } from '../support/temporal.js';
+import type { TestOrg } from '../support/scim.js';
+import { alertFor, expectReplays, startRun, startWorker, waitForStatus } from '../support/temporal.js';
 
-let scim: TestScim;
+let env: RemediationEnv;
 let org: TestOrg;
 let connector: DirectoryConnector;
 let ledger: Ledger;
 let policy: PolicyEngine;
-let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let client: Client;
 
 beforeAll(async () => {
-  scim = await startScim();
-  org = new TestOrg(scim.client);
-  connector = createScimConnector('scim', scim.client);
-  ledger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'ledger.sqlite') });
-  policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
-  temporal = await temporalClient();
-  client = temporal.client;
+  env = await startRemediationEnv();
+  ({ org, connector, ledger, policy, client } = env);
 });
 
 afterAll(async () => {
-  await temporal?.close();
-  await ledger?.close();
-  await scim?.stop();
+  await env?.close();
 });
 
 const GROUPS = ['engineering', 'vpn-users', 'jira-users'];
@@ -53,7 +42,7 @@ async function runWithFaults(faults: FaultPlan | ((userId: string, groupIds: str
   const groupIds = await Promise.all(GROUPS.map((g) => org.groupId(g)));
   const before = await state(user.id);
   const plan = typeof faults === 'function' ? faults(user.id, groupIds) : faults;
-  const taskQueue = `${temporal.taskQueue}-${randomBytes(4).toString('hex')}`;
+  const taskQueue = `${env.taskQueue}-${randomBytes(4).toString('hex')}`;
   const faulty = withFaults(connector, plan);
   const worker = await startWorker({ taskQueue, connectors: { scim: faulty }, ledger, policy });
   try {
@@ -126,7 +115,7 @@ describe('compensation', () => {
   it('undoes what was applied when the run is cancelled mid-execution', async () => {
     const user = await org.user('cancel', GROUPS);
     const before = await state(user.id);
-    const taskQueue = `${temporal.taskQueue}-cancel`;
+    const taskQueue = `${env.taskQueue}-cancel`;
     const worker = await startWorker({ taskQueue, connectors: { scim: withFaults(connector, { delayAfterApply: { n: 2, ms: 2000 } }) }, ledger, policy });
     try {
       const handle = await startRun(client, taskQueue, alertFor({ userName: user.userName }));

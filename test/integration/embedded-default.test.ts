@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/config.js';
-import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
+import { freePort, isAlive, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
 import type { RunView } from '../../domain/index.js';
 
 let dataDir: string;
@@ -54,15 +54,6 @@ async function interrupt(child: ManagedProcess): Promise<{ code: number | null; 
   const exit = await Promise.race([child.exited, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('npm start did not stop within 60 s')), 60_000))]);
   current = undefined;
   return { code: exit.code, pids: recorded.map((r) => r.pid) };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Runs `npx cordon …` (bin/cordon.js) against this stack. */
@@ -160,7 +151,7 @@ describe('npm start (the embedded default)', () => {
     const { code, pids } = await interrupt(current!);
     expect(code).toBe(0);
     expect(pids).toHaveLength(4);
-    for (const pid of pids) expect(alive(pid), `pid ${pid}`).toBe(false);
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
   it('finds the run still awaiting approval after a second start, and carol completes it', async () => {

@@ -7,42 +7,35 @@ import { join } from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createScimConnector } from '../../activities/connectors/scim/scim-connector.js';
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import type { ApprovalRequest, Identity } from '../../domain/index.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine, type PolicyEngine } from '../../policies/engine.js';
-import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
+import type { Ledger } from '../../store/ledger.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
-import { startScim, TestOrg, type TestScim } from '../support/scim.js';
-import { alertFor, expectReplays, startRun, startWorker, temporalClient, waitForStatus, type RunningWorker } from '../support/temporal.js';
+import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import type { TestOrg, TestScim } from '../support/scim.js';
+import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 const alice: Identity = { name: 'alice', roles: ['soc', 'approver'] };
 
+let env: RemediationEnv;
 let scim: TestScim;
 let org: TestOrg;
 let connector: DirectoryConnector;
 let ledger: Ledger;
 let policy: PolicyEngine;
-let temporal: Awaited<ReturnType<typeof temporalClient>>;
 let client: Client;
 let worker: RunningWorker;
 
 beforeAll(async () => {
-  scim = await startScim();
-  org = new TestOrg(scim.client);
-  connector = createScimConnector('scim', scim.client);
-  ledger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'ledger.sqlite') });
-  policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
-  temporal = await temporalClient();
-  client = temporal.client;
-  worker = await startWorker({ taskQueue: temporal.taskQueue, connectors: { scim: connector }, ledger, policy });
+  env = await startRemediationEnv();
+  ({ scim, org, connector, ledger, policy, client } = env);
+  worker = await startWorker({ taskQueue: env.taskQueue, connectors: { scim: connector }, ledger, policy });
 });
 
 afterAll(async () => {
   await worker?.stop();
-  await temporal?.close();
-  await ledger?.close();
-  await scim?.stop();
+  await env?.close();
 });
 
 async function state(userId: string) {
@@ -67,7 +60,7 @@ async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
 describe('remediation workflow', () => {
   it('deprovisions an ordinary account automatically on a high-severity alert, with evidence and a ledger trail', async () => {
     const user = await org.user('dana', ['engineering', 'vpn-users', 'jira-users']);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }));
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }));
 
     const run = await waitForStatus(handle, ['completed', 'failed', 'needs_human']);
     expect(run.status).toBe('completed');
@@ -98,7 +91,7 @@ describe('remediation workflow', () => {
 
   it('waits for two distinct approvers for a member of admins, then executes', async () => {
     const user = await org.user('erin', ['admins', 'vpn-users']);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }, { severity: 'critical' }), alice);
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }, { severity: 'critical' }), alice);
     const waiting = await waitForStatus(handle, ['awaiting_approval']);
     expect(waiting.decision).toMatchObject({ outcome: 'approve', requiredApprovals: 2, approverRoles: ['approver'], policies: ['privileged-needs-two-approvers'] });
     expect(waiting.decision?.approvalExpiresAt).not.toBeNull();
@@ -125,7 +118,7 @@ describe('remediation workflow', () => {
 
   it('refuses self-approval, stale digests, missing roles, double votes and malformed approvals without recording them', async () => {
     const user = await org.user('frank', ['admins']);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }), alice);
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }), alice);
     const waiting = await waitForStatus(handle, ['awaiting_approval']);
     const digest = waiting.plan!.digest;
     const base = { decision: 'approve' as const, planDigest: digest, channel: 'api' as const };
@@ -156,7 +149,7 @@ describe('remediation workflow', () => {
   it('ends rejected and changes nothing when one approver rejects', async () => {
     const user = await org.user('gina', ['admins', 'engineering']);
     const before = await state(user.id);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }), alice);
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }), alice);
     const waiting = await waitForStatus(handle, ['awaiting_approval']);
     await approval(handle, { approver: 'bob', roles: ['approver'], decision: 'approve', planDigest: waiting.plan!.digest, channel: 'api' });
     const answer = await approval(handle, { approver: 'carol', roles: ['approver'], decision: 'reject', planDigest: waiting.plan!.digest, channel: 'api', comment: 'still employed' });
@@ -175,7 +168,7 @@ describe('remediation workflow', () => {
   it('denies a member of break-glass without touching it', async () => {
     const user = await org.user('breakglass', ['break-glass', 'admins']);
     const before = await state(user.id);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }, { severity: 'critical' }));
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }, { severity: 'critical' }));
     const run = await waitForStatus(handle, ['denied']);
     expect(run.decision?.outcome).toBe('deny');
     expect(run.decision?.policies).toEqual(['deny-break-glass']);
@@ -187,7 +180,7 @@ describe('remediation workflow', () => {
 
   it('asks one approver on a medium-severity alert for an ordinary account', async () => {
     const user = await org.user('hal', ['sales']);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }, { severity: 'medium' }));
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }, { severity: 'medium' }));
     const waiting = await waitForStatus(handle, ['awaiting_approval']);
     expect(waiting.decision).toMatchObject({ requiredApprovals: 1, policies: ['approve-deprovision-on-lower-severity'] });
     await approval(handle, { approver: 'bob', roles: ['approver'], decision: 'approve', planDigest: waiting.plan!.digest, channel: 'api' });
@@ -195,7 +188,7 @@ describe('remediation workflow', () => {
   });
 
   it('fails without acting when the subject does not exist in the directory', async () => {
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: 'nobody.at.all' }));
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: 'nobody.at.all' }));
     const run = await waitForStatus(handle, ['failed']);
     expect(run.error?.type).toBe('TargetNotFound');
     expect(run.plan).toBeNull();
@@ -206,7 +199,7 @@ describe('remediation workflow', () => {
   it('completes with nothing to do when the account is already deprovisioned', async () => {
     const user = await org.user('ivy', []);
     await scim.client.patch('Users', user.id, [{ op: 'replace', path: 'active', value: false }]);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }));
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }));
     const run = await waitForStatus(handle, ['completed']);
     expect(run.plan?.actions).toEqual([]);
     expect(run.journal).toEqual([]);
@@ -215,7 +208,7 @@ describe('remediation workflow', () => {
   it('ends cancelled with nothing changed when cancelled while awaiting approval', async () => {
     const user = await org.user('jack', ['admins']);
     const before = await state(user.id);
-    const handle = await startRun(client, temporal.taskQueue, alertFor({ userName: user.userName }), alice);
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }), alice);
     await waitForStatus(handle, ['awaiting_approval']);
     await handle.cancel();
     const run = await waitForStatus(handle, ['cancelled']);
@@ -236,7 +229,7 @@ describe('approval expiry', () => {
     const file = join(dir, 'default.cedar');
     await writeFile(file, (await readFile(file, 'utf8')).replaceAll('@expires("24h")', '@expires("2s")'));
     const shortPolicy = await loadPolicyEngine(dir);
-    shortQueue = `${temporal.taskQueue}-expiry`;
+    shortQueue = `${env.taskQueue}-expiry`;
     shortWorker = await startWorker({ taskQueue: shortQueue, connectors: { scim: connector }, ledger, policy: shortPolicy });
   });
 
