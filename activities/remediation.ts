@@ -1,19 +1,27 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import {
   CordonError,
   planDigest,
+  scopeAffects,
   type AccountSnapshot,
   type Action,
   type Alert,
+  type BudgetUsage,
   type Decision,
   type Evidence,
   type Identity,
+  type KillSwitchState,
+  type PauseReason,
   type Plan,
+  type RunMode,
 } from '../domain/index.js';
 import { playbookForKind, playbookNamed } from '../playbooks/registry.js';
 import { accountTarget } from '../playbooks/types.js';
 import type { PolicyEngine } from '../policies/engine.js';
+import { decideRun, noGuardrails, planConnectors, type Guardrails } from '../policies/guardrails.js';
+import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger, LedgerData } from '../store/ledger.js';
-import type { DirectoryConnector } from './connectors/types.js';
+import type { AccountRef, DirectoryConnector } from './connectors/types.js';
 import { heartbeatIfActivity, withTypedFailures } from './failures.js';
 
 /** What the remediation activities are built from. Tests pass real peers or wrapped ones. */
@@ -21,6 +29,29 @@ export interface RemediationDeps {
   connectors: Readonly<Record<string, DirectoryConnector>>;
   ledger: Ledger;
   policy: PolicyEngine;
+  /** Caps, budgets, autonomy and rate limits; none when absent. */
+  guardrails?: Guardrails;
+  /** Kill switches and budget reservations; required when guardrails define budgets. */
+  guardrailState?: GuardrailState;
+}
+
+/** Why a mutation may not start now, as GuardrailBlocked failures carry it. */
+export interface GuardrailBlock {
+  reason: PauseReason;
+  detail: string;
+  /** When to look again; budgets know when they free. */
+  retryAfterMs: number;
+}
+
+/** Whether the guardrails let a run's next mutation start. */
+export type GuardrailCheck = { clear: true } | ({ clear: false } & GuardrailBlock);
+
+/** What a policy simulation shows: the plan against the live target and what would be decided. */
+export interface SimulationResult {
+  playbook: string;
+  target: { system: string; id: string; userName: string; active: boolean; groups: string[] };
+  plan: Plan;
+  decision: Decision;
 }
 
 /** The result of applying one action. */
@@ -71,6 +102,52 @@ export function actionKey(runId: string, actionId: string, digest: string): stri
  */
 export function createRemediationActivities(deps: RemediationDeps) {
   const { ledger, policy } = deps;
+  const guardrails = deps.guardrails ?? noGuardrails();
+  const state = deps.guardrailState;
+  if (!state && guardrails.file.budgets.length > 0) throw new Error('guardrail budgets need a guardrail state store');
+
+  const killSwitchesFor = async (playbook: string, connectors: readonly string[]): Promise<KillSwitchState[]> =>
+    state ? (await state.killSwitches()).filter((k) => k.engaged && scopeAffects(k.scope, { playbook, connectors })) : [];
+
+  /** Checks, and with `reserveKey` reserves, what one mutation needs: no engaged kill switch, budget left. */
+  const checkMutation = async (playbook: string, action: Action, reserveKey?: string): Promise<GuardrailCheck> => {
+    const engaged = await killSwitchesFor(playbook, [action.target.system]);
+    if (engaged.length > 0) {
+      const first = engaged[0]!;
+      return { clear: false, reason: 'kill-switch', detail: `kill switch ${first.scope.kind}${first.scope.kind === 'global' ? '' : ` ${first.scope.name}`} engaged by ${first.actor}: ${first.reason}`, retryAfterMs: 3000 };
+    }
+    const budgets = guardrails.budgetsFor(action.type, playbook, action.target.system);
+    if (budgets.length === 0 || !state) return { clear: true };
+    if (reserveKey === undefined) {
+      const full = (await state.usage(budgets)).find((u) => u.used >= u.limit);
+      return full ? { clear: false, reason: 'budget', detail: `budget ${full.name} is spent (${full.used} of ${full.limit})`, retryAfterMs: 5000 } : { clear: true };
+    }
+    const reservation = await state.reserve(budgets, reserveKey);
+    if (reservation.ok) return { clear: true };
+    return { clear: false, reason: 'budget', detail: `budget ${reservation.budget} is spent (${reservation.used} of ${reservation.limit})`, retryAfterMs: reservation.retryAfterMs };
+  };
+
+  /** The decision for a plan, with the live guardrail state it was made under. */
+  const decide = async (request: { alert: Alert; plan: Plan; snapshot: AccountSnapshot; requestedBy: Identity; mode: RunMode }): Promise<Decision> => {
+    const budgets: BudgetUsage[] = state ? await state.usage(guardrails.budgetsForPlan(request.plan)) : [];
+    const killSwitches = await killSwitchesFor(request.plan.playbook, planConnectors(request.plan));
+    return decideRun(policy, guardrails, request, { mode: request.mode, budgets, killSwitches });
+  };
+
+  const observe = async (alert: Alert, subject: AccountRef): Promise<AccountSnapshot> => {
+    const connector = connectorFor(alert.subject.system);
+    const snapshot = await connector.readAccount(subject);
+    const playbook = playbookForKind(alert.kind);
+    const needsPopulation = playbook && guardrails.forPlaybook(playbook.name).maxTargetsPerRun?.percentOfPopulation !== undefined;
+    return needsPopulation ? { ...snapshot, population: await connector.countAccounts() } : snapshot;
+  };
+
+  const planFor = (alert: Alert, snapshot: AccountSnapshot): Plan => {
+    const playbook = playbookForKind(alert.kind);
+    if (!playbook) throw new CordonError('UnknownPlaybook', `no playbook handles alert kind ${alert.kind}`);
+    const actions = playbook.plan(alert, snapshot);
+    return { playbook: playbook.name, targets: [accountTarget(snapshot)], actions, digest: planDigest(actions), observedAt: snapshot.observedAt };
+  };
 
   const connectorFor = (system: string): DirectoryConnector => {
     const connector = deps.connectors[system];
@@ -105,8 +182,13 @@ export function createRemediationActivities(deps: RemediationDeps) {
 
   return withTypedFailures({
     /** Reads the alert's subject from its system of record. */
-    async observeTarget(input: { runId: string; alert: Alert; requestedBy: Identity }): Promise<AccountSnapshot> {
+    /**
+     * Reads the alert's subject from its system of record. A re-observation (`attempt` > 1) reads the
+     * account by the immutable id the plan was built on, never by a name that may now mean someone else.
+     */
+    async observeTarget(input: { runId: string; alert: Alert; requestedBy: Identity; accountId?: string; attempt?: number }): Promise<AccountSnapshot> {
       const { runId, alert, requestedBy } = input;
+      const attempt = input.attempt ?? 1;
       await ledger.appendOnce({
         idemKey: `${runId}:received`,
         kind: 'run.received',
@@ -114,15 +196,17 @@ export function createRemediationActivities(deps: RemediationDeps) {
         runId,
         data: { alert, requestedBy: requestedBy.name },
       });
-      const snapshot = await connectorFor(alert.subject.system).readAccount(alert.subject);
+      const snapshot = await observe(alert, input.accountId !== undefined ? { id: input.accountId } : alert.subject);
       await ledger.appendOnce({
-        idemKey: `${runId}:observed`,
+        idemKey: attempt === 1 ? `${runId}:observed` : `${runId}:observed:${attempt}`,
         kind: 'run.observed',
         actor: SYSTEM_ACTOR,
         runId,
         data: {
+          attempt,
           account: { id: snapshot.account.id, userName: snapshot.account.userName, active: snapshot.account.active },
           groups: snapshot.groups.map((g) => g.displayName),
+          ...(snapshot.population !== undefined ? { population: snapshot.population } : {}),
         },
       });
       return snapshot;
@@ -131,16 +215,8 @@ export function createRemediationActivities(deps: RemediationDeps) {
     /** Turns a snapshot into the exact actions of the alert's playbook. */
     async planRemediation(input: { runId: string; alert: Alert; snapshot: AccountSnapshot }): Promise<Plan> {
       const { runId, alert, snapshot } = input;
-      const playbook = playbookForKind(alert.kind);
-      if (!playbook) throw new CordonError('UnknownPlaybook', `no playbook handles alert kind ${alert.kind}`);
-      const actions = playbook.plan(alert, snapshot);
-      const plan: Plan = {
-        playbook: playbook.name,
-        targets: [accountTarget(snapshot)],
-        actions,
-        digest: planDigest(actions),
-        observedAt: snapshot.observedAt,
-      };
+      const plan = planFor(alert, snapshot);
+      const actions = plan.actions;
       await ledger.appendOnce({
         idemKey: `${runId}:planned:${plan.digest}`,
         kind: 'run.planned',
@@ -152,9 +228,9 @@ export function createRemediationActivities(deps: RemediationDeps) {
       return plan;
     },
 
-    /** Asks the policy engine what may happen to each action. */
-    async decidePolicy(input: { runId: string; alert: Alert; plan: Plan; snapshot: AccountSnapshot; requestedBy: Identity }): Promise<Decision> {
-      const decision = policy.decide(input);
+    /** Asks policy and the guardrails what may happen to each action, and records why. */
+    async decidePolicy(input: { runId: string; alert: Alert; plan: Plan; snapshot: AccountSnapshot; requestedBy: Identity; mode: RunMode }): Promise<Decision> {
+      const decision = await decide(input);
       await ledger.appendOnce({
         idemKey: `${input.runId}:decided:${input.plan.digest}`,
         kind: 'policy.decided',
@@ -169,9 +245,15 @@ export function createRemediationActivities(deps: RemediationDeps) {
           policySetHash: decision.policySetHash,
           reasons: decision.reasons,
           perAction: decision.perAction.map((d) => ({ actionId: d.actionId, outcome: d.outcome, policies: d.policies })),
+          guardrails: decision.guardrails,
         },
       });
       return decision;
+    },
+
+    /** Whether the next mutation of a paused run may start: kill switches released, budget left. */
+    async checkGuardrails(input: { playbook: string; action: Action }): Promise<GuardrailCheck> {
+      return checkMutation(input.playbook, input.action);
     },
 
     /**
@@ -179,10 +261,16 @@ export function createRemediationActivities(deps: RemediationDeps) {
      * the ledger remembers that this run started the action, so a retry after a crash recognises its
      * own earlier change instead of acting twice.
      */
-    async applyAction(input: { runId: string; action: Action; planDigest: string }): Promise<ApplyResult> {
+    async applyAction(input: { runId: string; playbook: string; action: Action; planDigest: string }): Promise<ApplyResult> {
       const { runId, action, planDigest: digest } = input;
       const key = actionKey(runId, action.id, digest);
       const connector = connectorFor(action.target.system);
+      // Guardrails, right before the call: an engaged kill switch or a spent budget stops it here.
+      const check = await checkMutation(input.playbook, action, key);
+      if (!check.clear) {
+        const block: GuardrailBlock = { reason: check.reason, detail: check.detail, retryAfterMs: check.retryAfterMs };
+        throw ApplicationFailure.create({ type: 'GuardrailBlocked', message: check.detail, nonRetryable: true, details: [block] });
+      }
       const started = await ledger.appendOnce({
         idemKey: `${key}:started`,
         kind: 'action.started',
@@ -271,6 +359,31 @@ export function createRemediationActivities(deps: RemediationDeps) {
         data: { actionId: action.id, type: action.type, changed: result.changed, reason, after: evidence.observed },
       });
       return { actionId: action.id, status: 'compensated', changed: result.changed, reason, evidence: [evidence] };
+    },
+
+    /**
+     * Observes the target, plans and decides as a run would, without starting one and without
+     * changing anything; the ledger records who simulated what.
+     */
+    async simulateRemediation(input: { alert: Alert; requestedBy: Identity; simulationId: string }): Promise<SimulationResult> {
+      const { alert, requestedBy } = input;
+      const snapshot = await observe(alert, alert.subject);
+      const plan = planFor(alert, snapshot);
+      const decision = await decide({ alert, plan, snapshot, requestedBy, mode: alert.mode ?? 'live' });
+      await ledger.appendOnce({
+        idemKey: `${input.simulationId}:simulated`,
+        kind: 'policy.simulated',
+        actor: requestedBy.name,
+        runId: null,
+        planDigest: plan.digest,
+        data: { simulationId: input.simulationId, alert, outcome: decision.outcome, policies: decision.policies, policySetHash: decision.policySetHash, guardrailsHash: decision.guardrails.guardrailsHash },
+      });
+      return {
+        playbook: plan.playbook,
+        target: { system: snapshot.system, id: snapshot.account.id, userName: snapshot.account.userName, active: snapshot.account.active, groups: snapshot.groups.map((g) => g.displayName) },
+        plan,
+        decision,
+      };
     },
 
     /** Writes workflow transitions and approvals to the ledger (idempotent by key). */

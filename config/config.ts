@@ -33,6 +33,7 @@ export const EnvSchema = z.object({
   CORDON_IDENTITIES_FILE: NonEmpty.optional(),
   CORDON_ALERT_HMAC_SECRET_FILE: NonEmpty.optional(),
   CORDON_POLICY_DIR: NonEmpty.optional(),
+  CORDON_GUARDRAILS_FILE: NonEmpty.optional(),
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
   CORDON_SCIM_URL: z.url().optional(),
   CORDON_SCIM_TOKEN_FILE: NonEmpty.optional(),
@@ -67,6 +68,7 @@ export interface Config {
   identitiesFile: string;
   alertHmacSecretFile: string;
   policyDir: string;
+  guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
   log: { level: Env['CORDON_LOG_LEVEL'] };
   dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number };
@@ -97,6 +99,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const path = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));
   const dataDir = path(e.CORDON_DATA_DIR);
   const inData = (name: string) => resolve(dataDir, name);
+  const policyDir = e.CORDON_POLICY_DIR ? path(e.CORDON_POLICY_DIR) : resolve(PROJECT_ROOT, 'policies');
   return deepFreeze({
     dataDir,
     api: { host: e.CORDON_API_HOST, port: e.CORDON_API_PORT, publicUrl: e.CORDON_PUBLIC_URL ?? `http://${e.CORDON_API_HOST}:${e.CORDON_API_PORT}` },
@@ -104,7 +107,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ledger: { path: e.CORDON_LEDGER_PATH ? path(e.CORDON_LEDGER_PATH) : inData('ledger.sqlite') },
     identitiesFile: e.CORDON_IDENTITIES_FILE ? path(e.CORDON_IDENTITIES_FILE) : inData('dev-credentials.json'),
     alertHmacSecretFile: e.CORDON_ALERT_HMAC_SECRET_FILE ? path(e.CORDON_ALERT_HMAC_SECRET_FILE) : inData('alert-hmac.key'),
-    policyDir: e.CORDON_POLICY_DIR ? path(e.CORDON_POLICY_DIR) : resolve(PROJECT_ROOT, 'policies'),
+    policyDir,
+    guardrailsFile: e.CORDON_GUARDRAILS_FILE ? path(e.CORDON_GUARDRAILS_FILE) : resolve(policyDir, 'guardrails.yaml'),
     scim: {
       system: e.CORDON_SCIM_SYSTEM,
       baseUrl: e.CORDON_SCIM_URL,

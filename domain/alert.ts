@@ -40,6 +40,10 @@ export const AlertSubject = z
   });
 export type AlertSubject = z.infer<typeof AlertSubject>;
 
+/** `dry-run` observes, plans and decides, records everything, and changes nothing. */
+export const RunMode = z.enum(['live', 'dry-run']);
+export type RunMode = z.infer<typeof RunMode>;
+
 /**
  * Cordon's own alert format, version 1. Unknown fields are refused so that a typo (`serverity`) is an
  * error rather than a silently ignored field.
@@ -52,5 +56,6 @@ export const Alert = z.strictObject({
   subject: AlertSubject,
   summary: z.string().max(2000).optional(),
   observedAt: z.iso.datetime({ offset: true }).optional(),
+  mode: RunMode.optional(),
 });
 export type Alert = z.infer<typeof Alert>;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { GuardrailRecord } from './guardrails.js';
 import { Role } from './identity.js';
 import { ActionId } from './plan.js';
 
@@ -30,6 +31,7 @@ export const Decision = z.strictObject({
   approvalTimeoutMs: z.int().positive(),
   policySetHash: z.string().regex(/^[0-9a-f]{64}$/),
   reasons: z.array(z.string().max(500)).max(100),
+  guardrails: GuardrailRecord,
 });
 export type Decision = z.infer<typeof Decision>;
 
@@ -40,6 +42,7 @@ export const DEFAULT_APPROVAL_TIMEOUT_MS = 24 * 60 * 60 * 1000;
 export function combineDecisions(
   perAction: ActionDecision[],
   policySetHash: string,
+  guardrails: GuardrailRecord,
   reasons: string[] = [],
 ): Decision {
   let outcome: Outcome = perAction.length === 0 ? 'deny' : 'auto';
@@ -59,5 +62,6 @@ export function combineDecisions(
     approvalTimeoutMs: timeouts.length > 0 ? Math.min(...timeouts) : DEFAULT_APPROVAL_TIMEOUT_MS,
     policySetHash,
     reasons: perAction.length === 0 ? [...reasons, 'the plan has no actions'] : reasons,
+    guardrails,
   };
 }

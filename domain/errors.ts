@@ -40,6 +40,9 @@ export const ErrorCatalogue = {
   VerificationFailed: { httpStatus: 500, retryable: false, summary: 'a change did not hold when re-read' },
   CompensationFailed: { httpStatus: 500, retryable: false, summary: 'an undo failed; a person must finish it' },
   Cancelled: { httpStatus: 409, retryable: false, summary: 'the run was cancelled' },
+  GuardrailBlocked: { httpStatus: 409, retryable: false, summary: 'a kill switch or a spent budget stops the mutation for now' },
+  PausedTooLong: { httpStatus: 409, retryable: false, summary: "the run stayed paused until its window ended" },
+  PlanUnstable: { httpStatus: 409, retryable: false, summary: 'the target kept changing before the plan could run' },
   InjectedFault: { httpStatus: 500, retryable: false, summary: 'a fault injected by a test' },
 } as const;
 

@@ -3,6 +3,7 @@ export * from './approval.js';
 export * from './canonical-json.js';
 export * from './decision.js';
 export * from './errors.js';
+export * from './guardrails.js';
 export * from './identity.js';
 export * from './plan.js';
 export * from './run.js';

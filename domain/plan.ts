@@ -34,6 +34,8 @@ export const AccountSnapshot = z.strictObject({
   observedAt: z.iso.datetime(),
   account: AccountState,
   groups: z.array(GroupRef).max(1000),
+  /** How many accounts the system holds; read only when a percentage cap needs it. */
+  population: z.int().min(0).optional(),
 });
 export type AccountSnapshot = z.infer<typeof AccountSnapshot>;
 

@@ -16,7 +16,9 @@ export const RunStatus = z.enum([
   'executing',
   'verifying',
   'compensating',
+  'paused',
   'completed',
+  'dry_run_completed',
   'rejected',
   'expired',
   'denied',
@@ -36,7 +38,9 @@ export const isTerminal: Record<RunStatus, boolean> = {
   executing: false,
   verifying: false,
   compensating: false,
+  paused: false,
   completed: true,
+  dry_run_completed: true,
   rejected: true,
   expired: true,
   denied: true,
@@ -50,10 +54,18 @@ export const isTerminal: Record<RunStatus, boolean> = {
 export const RunId = z.string().regex(/^run_[0-9a-f]{32}$/, 'must be run_ followed by 32 hex digits');
 export type RunId = z.infer<typeof RunId>;
 
-/** The run id (and Temporal workflow id) for an alert's `source` + `id`. */
-export function runIdFor(source: string, id: string): RunId {
-  return `run_${sha256Hex(canonicalJson([source, id])).slice(0, 32)}`;
+/**
+ * The run id (and Temporal workflow id) for an alert's `source` + `id`. A dry run of an alert has an
+ * id of its own, so it never stands in the way of the live run of the same alert.
+ */
+export function runIdFor(source: string, id: string, mode: 'live' | 'dry-run' = 'live'): RunId {
+  const key = mode === 'live' ? [source, id] : [source, id, mode];
+  return `run_${sha256Hex(canonicalJson(key)).slice(0, 32)}`;
 }
+
+/** Why a run is paused. */
+export const PauseReason = z.enum(['budget', 'kill-switch']);
+export type PauseReason = z.infer<typeof PauseReason>;
 
 /** Something observed about a target, kept as proof. */
 export const Evidence = z.strictObject({
@@ -115,10 +127,14 @@ export const RunView = z.strictObject({
     approverRoles: true,
     policySetHash: true,
     reasons: true,
+    guardrails: true,
   })
     .extend({ approvalExpiresAt: z.iso.datetime().nullable() })
     .nullable(),
   approvals: z.array(Approval),
+  /** Approvals given to an earlier plan that drift replaced; they no longer count. */
+  voidedApprovals: z.array(Approval.extend({ planDigest: PlanDigest })),
+  pausedReason: PauseReason.nullable(),
   journal: z.array(JournalEntry),
   timeline: z.array(TimelineEntry),
   error: FailureInfo.nullable(),

@@ -11,6 +11,7 @@ import {
   type ActionDecision,
   type Alert,
   type Decision,
+  type GuardrailRecord,
   type Identity,
   type Plan,
 } from '../domain/index.js';
@@ -43,7 +44,8 @@ export interface PolicyRequest {
 export interface PolicyEngine {
   readonly policySetHash: string;
   readonly policyIds: readonly string[];
-  decide(request: PolicyRequest): Decision;
+  /** Policy's decision for a plan, carrying the guardrail record it was made under (see decideRun). */
+  decide(request: PolicyRequest, guardrails: GuardrailRecord): Decision;
 }
 
 interface PolicyRules {
@@ -198,7 +200,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
   return {
     policySetHash,
     policyIds: policies.map((p) => p.id),
-    decide({ alert, plan, snapshot, requestedBy }) {
+    decide({ alert, plan, snapshot, requestedBy }, guardrails) {
       const account = snapshot.account;
       const groupNames = [...new Set(snapshot.groups.map((g) => g.displayName))];
       const entities: cedar.EntityJson[] = [
@@ -268,7 +270,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
           perAction.push({ actionId: action.id, outcome: 'auto', policies: satisfied.map((p) => p.id).sort(), approvers: 0, roles: [] });
         }
       }
-      return combineDecisions(perAction, policySetHash, reasons);
+      return combineDecisions(perAction, policySetHash, guardrails, reasons);
     },
   };
 }

@@ -12,11 +12,14 @@ import {
 import sjson from 'secure-json-parse';
 import type { Logger } from '../config/logger.js';
 import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorBody, type ErrorType, type Identity, type Role } from '../domain/index.js';
+import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger } from '../store/ledger.js';
 import type { IdentityStore } from './identities.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
+import { killSwitchRoutes } from './routes/kill-switch.js';
+import { policyRoutes } from './routes/policy.js';
 import { runRoutes } from './routes/runs.js';
 
 /** Largest request body accepted (alerts included): 256 KiB. */
@@ -27,6 +30,7 @@ export interface ServerDeps {
   temporal: Client;
   taskQueue: string;
   ledger: Ledger;
+  guardrailState: GuardrailState;
   identities: IdentityStore;
   /** Shared secret for HMAC-signed alerts; HMAC is refused when absent. */
   alertHmacSecret?: Buffer | undefined;
@@ -158,6 +162,8 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(alertRoutes, deps);
   await app.register(runRoutes, deps);
   await app.register(auditRoutes, deps);
+  await app.register(killSwitchRoutes, deps);
+  await app.register(policyRoutes, deps);
   return app;
 }
 

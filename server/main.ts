@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
+import { openSqliteGuardrailState } from '../store/guardrail-state.js';
 import { openSqliteLedger } from '../store/ledger.js';
 import { buildServer } from './app.js';
 import { loadIdentities } from './identities.js';
@@ -24,16 +25,18 @@ async function main(): Promise<void> {
   const alertHmacSecret = await readOptionalSecret(config.alertHmacSecretFile);
   if (!alertHmacSecret) log.warn({ file: config.alertHmacSecretFile }, 'no alert HMAC secret: only bearer tokens can send alerts');
   const ledger = openSqliteLedger({ path: config.ledger.path });
+  const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
   // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, identities, alertHmacSecret, log });
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, log });
   await app.listen({ host: config.api.host, port: config.api.port });
   const stop = async (signal: string) => {
     log.info({ signal }, 'closing the API');
     await app.close();
     await connection.close();
     await ledger.close();
+    await guardrailState.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void stop('SIGINT'));

@@ -1,12 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { existsSync } from 'node:fs';
+import { createLimiter, rateLimited } from '../activities/connectors/rate-limit.js';
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
 import type { DirectoryConnector } from '../activities/connectors/types.js';
-import { createRemediationActivities } from '../activities/remediation.js';
+import { createRemediationActivities, type RemediationDeps } from '../activities/remediation.js';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../config/logger.js';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine.js';
+import { loadGuardrails, noGuardrails, type Guardrails } from '../policies/guardrails.js';
+import { openSqliteGuardrailState, type GuardrailState } from '../store/guardrail-state.js';
 import { openSqliteLedger, type Ledger } from '../store/ledger.js';
 
 /** The workflow code a worker runs. */
@@ -28,26 +32,48 @@ export async function readSecretFile(path: string, setting: string): Promise<str
 export interface WorkerResources {
   ledger: Ledger;
   policy: PolicyEngine;
+  guardrails: Guardrails;
+  guardrailState: GuardrailState;
   connectors: Record<string, DirectoryConnector>;
+  close(): Promise<void>;
 }
 
-/** Builds the real clients from config: ledger, policy engine (validated now), connectors. */
+/**
+ * Builds the real clients from config: policy engine and guardrails (validated now: a bad file stops
+ * startup), ledger and guardrail state, connectors behind their rate limits.
+ */
 export async function buildWorkerResources(config: Config): Promise<WorkerResources> {
   const policy = await loadPolicyEngine(config.policyDir);
+  const guardrails = existsSync(config.guardrailsFile) ? await loadGuardrails(config.guardrailsFile) : noGuardrails();
   const connectors: Record<string, DirectoryConnector> = {};
   if (config.scim.baseUrl) {
     const bearerToken = await readSecretFile(config.scim.tokenFile, 'CORDON_SCIM_TOKEN_FILE');
     connectors[config.scim.system] = createScimConnector(config.scim.system, { baseUrl: config.scim.baseUrl, bearerToken });
   }
+  for (const [system, connector] of Object.entries(connectors)) {
+    const limit = guardrails.rateLimit(system);
+    if (limit) connectors[system] = rateLimited(connector, createLimiter(limit));
+  }
   const ledger = openSqliteLedger({ path: config.ledger.path });
-  return { ledger, policy, connectors };
+  const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
+  return {
+    ledger,
+    policy,
+    guardrails,
+    guardrailState,
+    connectors,
+    async close() {
+      await ledger.close();
+      await guardrailState.close();
+    },
+  };
 }
 
 export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  resources: WorkerResources;
+  resources: RemediationDeps;
   log: Logger;
   /** A prebuilt bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;

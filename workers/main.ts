@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const log = createLogger(config, 'cordon-worker');
   installTemporalRuntime(log);
   const resources = await buildWorkerResources(config);
-  log.info({ policies: resources.policy.policyIds, policySetHash: resources.policy.policySetHash, systems: Object.keys(resources.connectors) }, 'policies loaded');
+  log.info({ policies: resources.policy.policyIds, policySetHash: resources.policy.policySetHash, guardrailsHash: resources.guardrails.hash, systems: Object.keys(resources.connectors) }, 'policies and guardrails loaded');
 
   const admin = await Connection.connect({ address: config.temporal.address });
   await ensureSearchAttributes(admin, config.temporal.namespace);
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   log.info({ taskQueue: config.temporal.taskQueue, temporal: config.temporal.address }, 'worker polling');
   await worker.run();
   await connection.close();
-  await resources.ledger.close();
+  await resources.close();
   log.info('worker stopped');
 }
 

@@ -9,12 +9,13 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   type ActivityOptions,
   type LocalActivityOptions,
   type RetryPolicy,
 } from '@temporalio/workflow';
-import type { RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
+import type { ApplyResult, GuardrailBlock, RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
 import {
   ApprovalRequest,
   isTerminal,
@@ -30,6 +31,7 @@ import {
   type FailureInfo,
   type Identity,
   type JournalEntry,
+  type PauseReason,
   type Plan,
   type RunId,
   type RunStatus,
@@ -84,6 +86,16 @@ const mutations = proxyActivities<RemediationActivities>(mutationOptions);
 const undos = proxyActivities<RemediationActivities>(undoOptions);
 const local = proxyLocalActivities<RemediationActivities>(localOptions);
 
+/** How many times a run observes its target before it gives up on a plan that keeps changing. */
+const MAX_OBSERVATIONS = 4;
+
+/** The guardrail that stopped an activity, when a guardrail did. */
+function guardrailBlock(error: unknown): GuardrailBlock | undefined {
+  const cause = error instanceof ActivityFailure ? error.cause : undefined;
+  if (!(cause instanceof ApplicationFailure) || cause.type !== 'GuardrailBlocked') return undefined;
+  return cause.details?.[0] as GuardrailBlock | undefined;
+}
+
 function failure(type: ErrorType, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: true });
 }
@@ -111,7 +123,10 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   let decision: Decision | null = null;
   let approvalExpiresAt: string | null = null;
   let runError: FailureInfo | null = null;
+  let decidedAt = 0;
+  let pausedReason: PauseReason | null = null;
   const approvals: Approval[] = [];
+  const voidedApprovals: (Approval & { planDigest: string })[] = [];
   const journal: JournalEntry[] = [];
   const timeline: RunView['timeline'] = [{ status, at: input.receivedAt }];
 
@@ -169,9 +184,12 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       approverRoles: decision.approverRoles,
       policySetHash: decision.policySetHash,
       reasons: decision.reasons,
+      guardrails: decision.guardrails,
       approvalExpiresAt,
     },
     approvals: approvals.map((a) => ({ ...a })),
+    voidedApprovals: voidedApprovals.map((a) => ({ ...a })),
+    pausedReason,
     journal: journal.map((j) => ({ ...j, evidence: [...j.evidence] })),
     timeline: [...timeline],
     error: runError,
@@ -244,73 +262,139 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       return allUndone;
     });
 
-  const finish = (next: RunStatus, error: FailureInfo | null = null): Promise<void> =>
+  const finish = (next: RunStatus, error: FailureInfo | null = null, reason?: string): Promise<void> =>
     CancellationScope.nonCancellable(async () => {
       runError = error;
-      await setStatus(next, error?.message);
+      await setStatus(next, error?.message ?? reason);
     });
+
+  /** Decides on a plan; ends the run `denied` and answers false when policy or a guardrail says no. */
+  const decidePlan = async (current: Plan, snapshot: AccountSnapshot, reason?: string): Promise<boolean> => {
+    await setStatus('deciding', reason);
+    decision = await local.decidePolicy({ runId, alert, plan: current, snapshot, requestedBy, mode: alert.mode ?? 'live' });
+    decidedAt = Date.now();
+    for (const action of current.actions) journalEntry(action.id);
+    if (decision.outcome === 'deny') {
+      await finish('denied', { type: 'PolicyDenied', message: decision.reasons.join('; ') || 'policy denies the plan' });
+      return false;
+    }
+    return true;
+  };
+
+  /** Waits for a quorum; ends the run `rejected` or `expired` and answers false otherwise. */
+  const awaitApprovals = async (current: Decision): Promise<boolean> => {
+    approvalExpiresAt = new Date(Date.now() + current.approvalTimeoutMs).toISOString();
+    await setStatus('awaiting_approval', `${current.requiredApprovals} approval(s) needed by ${approvalExpiresAt}`);
+    const deadline = Date.now() + current.approvalTimeoutMs;
+    let recorded = 0;
+    for (;;) {
+      const remaining = deadline - Date.now();
+      const woke = remaining > 0 && (await condition(() => approvals.length > recorded || rejected() || quorum(), remaining));
+      // Each decision goes to the ledger as it arrives, including those that never reach a quorum.
+      for (; recorded < approvals.length; recorded++) {
+        const approval = approvals[recorded]!;
+        await record(
+          'approval.recorded',
+          `approval:${plan!.digest.slice(0, 16)}:${approval.approver}`,
+          { decision: approval.decision, channel: approval.channel, comment: approval.comment ?? null, at: approval.at, approvals: approvals.slice(0, recorded + 1).filter((a) => a.decision === 'approve').length, required: current.requiredApprovals },
+          approval.approver,
+        );
+      }
+      if (!woke || rejected() || quorum()) break;
+    }
+    // Checked in this order: a rejection wins over a quorum reached at the same moment, and an
+    // approval accepted just before the deadline still counts.
+    if (rejected()) {
+      const by = approvals.find((a) => a.decision === 'reject');
+      await finish('rejected', { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` });
+      return false;
+    }
+    if (!quorum()) {
+      await finish('expired', { type: 'ApprovalExpired', message: `${approveCount()} of ${current.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed` });
+      return false;
+    }
+    return true;
+  };
+
+  /**
+   * Applies one action; when a guardrail blocks it (kill switch, spent budget) the run pauses and
+   * tries again once the guardrails clear, until the run's window (its approval window) ends.
+   */
+  const applyWithinGuardrails = async (current: Plan, action: Action): Promise<ApplyResult> => {
+    for (;;) {
+      try {
+        return await mutations.applyAction({ runId, playbook: current.playbook, action, planDigest: current.digest });
+      } catch (error) {
+        const block = guardrailBlock(error);
+        if (!block) throw error;
+        await pauseUntilClear(current, action, block);
+      }
+    }
+  };
+
+  const pauseUntilClear = async (current: Plan, action: Action, first: GuardrailBlock): Promise<void> => {
+    const deadline = decidedAt + decision!.approvalTimeoutMs;
+    let block: GuardrailBlock = first;
+    pausedReason = block.reason;
+    await setStatus('paused', `${block.reason}: ${block.detail}`);
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw failure('PausedTooLong', `paused (${block.reason}: ${block.detail}) until the run's window ended`);
+      // A kill switch is looked at every few seconds; a budget when it frees (at least once a minute).
+      await sleep(Math.min(Math.max(block.retryAfterMs, 1000), block.reason === 'kill-switch' ? 3000 : 60_000, remaining));
+      const check = await local.checkGuardrails({ playbook: current.playbook, action });
+      if (check.clear) break;
+      if (check.reason !== block.reason) await record('run.paused', `paused:${timeline.length}:${check.reason}`, { reason: check.reason, detail: check.detail });
+      block = check;
+      pausedReason = block.reason;
+    }
+    pausedReason = null;
+    await setStatus('executing', 'guardrails clear again');
+  };
 
   /** The run itself: it leaves `status` terminal, or throws (cancellation, or an unexpected failure). */
   const remediate = async (): Promise<void> => {
     // observeTarget writes `run.received` (the entry into `observing`) itself.
-    const snapshot: AccountSnapshot = await reads.observeTarget({ runId, alert, requestedBy });
+    let snapshot: AccountSnapshot = await reads.observeTarget({ runId, alert, requestedBy });
     upsertSearchAttributes([{ key: CordonTargets, value: [snapshot.account.id, snapshot.account.userName] }]);
 
     await setStatus('planning');
     plan = await local.planRemediation({ runId, alert, snapshot });
-    const currentPlan = plan;
-
-    if (currentPlan.actions.length === 0) {
+    if (plan.actions.length === 0) {
       await finish('completed');
       return;
     }
-
-    await setStatus('deciding');
-    decision = await local.decidePolicy({ runId, alert, plan: currentPlan, snapshot, requestedBy });
-    const currentDecision = decision;
-    for (const action of currentPlan.actions) journalEntry(action.id);
-
-    if (currentDecision.outcome === 'deny') {
-      await finish('denied', { type: 'PolicyDenied', message: currentDecision.reasons.join('; ') || 'policy denies the plan' });
+    if (!(await decidePlan(plan, snapshot))) return;
+    if (decision!.guardrails.mode === 'dry-run') {
+      await finish('dry_run_completed');
       return;
     }
 
-    if (currentDecision.outcome === 'approve') {
-      approvalExpiresAt = new Date(Date.now() + currentDecision.approvalTimeoutMs).toISOString();
-      await setStatus('awaiting_approval', `${currentDecision.requiredApprovals} approval(s) needed by ${approvalExpiresAt}`);
-      const deadline = Date.now() + currentDecision.approvalTimeoutMs;
-      let recorded = 0;
-      for (;;) {
-        const remaining = deadline - Date.now();
-        const woke = remaining > 0 && (await condition(() => approvals.length > recorded || rejected() || quorum(), remaining));
-        // Each decision goes to the ledger as it arrives, including those that never reach a quorum.
-        for (; recorded < approvals.length; recorded++) {
-          const approval = approvals[recorded]!;
-          await record(
-            'approval.recorded',
-            `approval:${approval.approver}`,
-            { decision: approval.decision, channel: approval.channel, comment: approval.comment ?? null, at: approval.at, approvals: approvals.slice(0, recorded + 1).filter((a) => a.decision === 'approve').length, required: currentDecision.requiredApprovals },
-            approval.approver,
-          );
-        }
-        if (!woke || rejected() || quorum()) break;
-      }
-      // Checked in this order: a rejection wins over a quorum reached at the same moment, and an
-      // approval accepted just before the deadline still counts.
-      if (rejected()) {
-        const by = approvals.find((a) => a.decision === 'reject');
-        await finish('rejected', { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` });
+    // Approve (where policy says), then re-observe right before executing. If the target changed, the
+    // plan is rebuilt; a new digest voids the approvals and is decided (and approved) again, so only
+    // the approved actions on the approved targets ever run.
+    for (let observation = 2; ; observation++) {
+      if (decision!.outcome === 'approve' && !(await awaitApprovals(decision!))) return;
+      const fresh = await reads.observeTarget({ runId, alert, requestedBy, accountId: snapshot.account.id, attempt: observation });
+      const freshPlan = await local.planRemediation({ runId, alert, snapshot: fresh });
+      if (freshPlan.digest === plan.digest) break;
+      if (observation > MAX_OBSERVATIONS) {
+        await finish('failed', { type: 'PlanUnstable', message: `the target changed ${observation - 1} times before the plan could run` });
         return;
       }
-      if (!quorum()) {
-        await finish('expired', {
-          type: 'ApprovalExpired',
-          message: `${approveCount()} of ${currentDecision.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed`,
-        });
+      await record('plan.drifted', `drifted:${freshPlan.digest.slice(0, 16)}`, { from: plan.digest, to: freshPlan.digest, voidedApprovals: approvals.map((a) => a.approver) });
+      voidedApprovals.push(...approvals.splice(0).map((a) => ({ ...a, planDigest: plan!.digest })));
+      journal.splice(0);
+      snapshot = fresh;
+      plan = freshPlan;
+      if (plan.actions.length === 0) {
+        await finish('completed', null, 'the target was already remediated when re-observed');
         return;
       }
+      if (!(await decidePlan(plan, snapshot, 'the target changed since the plan was made'))) return;
     }
 
+    const currentPlan = plan;
     await setStatus('executing');
     let current: Action | undefined;
     let results: VerifyResult[];
@@ -318,7 +402,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       for (const action of currentPlan.actions) {
         current = action;
         undoStack.unshift(action);
-        const result = await mutations.applyAction({ runId, action, planDigest: currentPlan.digest });
+        const result = await applyWithinGuardrails(currentPlan, action);
         note(action.id, { status: result.changed ? 'applied' : 'already_in_effect', changed: result.changed }, result.evidence);
       }
       current = undefined;
@@ -326,12 +410,22 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       results = await reads.verifyActions({ runId, plan: currentPlan });
     } catch (error) {
       const info = failureInfo(error);
-      if (current) note(current.id, { status: 'failed', error: info });
       const cancelled = isCancellation(error);
+      // A run that waited out its window before changing anything simply expired.
+      const changedSomething = journal.some((j) => j.status === 'applied' || j.status === 'already_in_effect');
+      if (info.type === 'PausedTooLong' && !changedSomething) {
+        await finish('expired', info);
+        return;
+      }
+      if (cancelled && !changedSomething) {
+        await finish('cancelled', { type: 'Cancelled', message: 'the run was cancelled before any change' });
+        throw error;
+      }
+      if (current) note(current.id, { status: 'failed', error: info });
       const reason = cancelled ? 'run cancelled' : current ? `action ${current.id} failed: ${info.message}` : `verification could not run: ${info.message}`;
       const undone = await compensate(reason);
       if (undone) {
-        await finish('compensated', cancelled ? { type: 'Cancelled', message: 'the run was cancelled; its changes were undone' } : { type: 'ActionFailed', message: reason });
+        await finish('compensated', cancelled ? { type: 'Cancelled', message: 'the run was cancelled; its changes were undone' } : { type: info.type === 'PausedTooLong' ? 'PausedTooLong' : 'ActionFailed', message: reason });
       } else {
         await finish('needs_human', { type: 'CompensationFailed', message: `${reason}; at least one undo failed` });
       }

@@ -16,6 +16,8 @@ export interface DirectoryConnector {
   readonly system: string;
   /** Reads an account and every group it is a member of. */
   readAccount(ref: AccountRef): Promise<AccountSnapshot>;
+  /** How many accounts the system holds (for percentage blast-radius caps). */
+  countAccounts(): Promise<number>;
   /**
    * Sets `active` unless it already has that value (check before act, guarded by the version read, so
    * a retry never acts twice and a concurrent change is not overwritten).

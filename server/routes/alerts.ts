@@ -52,7 +52,7 @@ export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) 
         return sendError(reply, 'UnknownAlertKind', `no playbook handles alert kind "${alert.kind}" (handled: ${handledKinds().join(', ')})`);
       }
       const identity = request.identity!;
-      const runId = runIdFor(alert.source, alert.id);
+      const runId = runIdFor(alert.source, alert.id, alert.mode ?? 'live');
       const input: RemediationInput = { runId, playbook: playbook.name, alert, requestedBy: identity, receivedAt: new Date().toISOString() };
       try {
         await deps.temporal.workflow.start('remediationWorkflow', {

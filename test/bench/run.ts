@@ -26,6 +26,8 @@ import { startTemporalDevServer } from '../../dev/temporal-server.js';
 import { RunId, runIdFor, type Alert, type Identity } from '../../domain/index.js';
 import { playbookForKind } from '../../playbooks/registry.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine } from '../../policies/engine.js';
+import { loadGuardrails } from '../../policies/guardrails.js';
+import { openSqliteGuardrailState } from '../../store/guardrail-state.js';
 import { buildServer } from '../../server/app.js';
 import { IdentitiesFile, identityStore } from '../../server/identities.js';
 import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
@@ -236,6 +238,13 @@ async function benchmark(runs: number, dir: string, teardown: Teardown): Promise
   const ledger: Ledger = openSqliteLedger({ path: join(dir, 'ledger.sqlite') });
   teardown.add('the ledger', () => ledger.close());
   const policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
+  // Guardrails as a deployment has them (a budget reserved and a kill switch checked before every
+  // mutation), with a budget large enough never to pause the benchmark.
+  const guardrailsFile = join(dir, 'guardrails.yaml');
+  await writeFile(guardrailsFile, 'version: 1\nbudgets:\n  - name: bench-disable\n    action: DisableAccount\n    limit: 1000000\n    window: 1h\n');
+  const guardrails = await loadGuardrails(guardrailsFile);
+  const guardrailState = openSqliteGuardrailState({ path: join(dir, 'ledger.sqlite') });
+  teardown.add('the guardrail state', () => guardrailState.close());
   const nativeConnection = await NativeConnection.connect({ address: temporal.address });
   teardown.add('the worker connection', () => nativeConnection.close());
 
@@ -248,7 +257,7 @@ async function benchmark(runs: number, dir: string, teardown: Teardown): Promise
       connection: nativeConnection,
       namespace: NAMESPACE,
       taskQueue: cordonQueue,
-      resources: { ledger, policy, connectors: { scim: createScimConnector('scim', { baseUrl: scim.url, bearerToken: scim.token }) } },
+      resources: { ledger, policy, guardrails, guardrailState, connectors: { scim: createScimConnector('scim', { baseUrl: scim.url, bearerToken: scim.token }) } },
       log: quietLog,
     }),
     Worker.create({
@@ -275,6 +284,7 @@ async function benchmark(runs: number, dir: string, teardown: Teardown): Promise
     temporal: client,
     taskQueue: cordonQueue,
     ledger,
+    guardrailState,
     identities: identityStore(IdentitiesFile.parse({ soc: { token: socToken, roles: ['soc'] } })),
     log: quietLog,
   });

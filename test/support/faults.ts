@@ -40,6 +40,7 @@ export function withFaults(inner: DirectoryConnector, plan: FaultPlan): Director
     system: inner.system,
     applies: () => applies,
     readAccount: (ref) => inner.readAccount(ref),
+    countAccounts: () => inner.countAccounts(),
     isGroupMember: (groupId, accountId) => inner.isGroupMember(groupId, accountId),
     setAccountActive: (accountId, active) =>
       mutate(active ? 'undo' : 'apply', accountId, () => inner.setAccountActive(accountId, active), { changed: true, before: {} }),

@@ -3,11 +3,8 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
-import type { DirectoryConnector } from '../../activities/connectors/types.js';
-import { createRemediationActivities } from '../../activities/remediation.js';
+import { createRemediationActivities, type RemediationDeps } from '../../activities/remediation.js';
 import { runIdFor, type Alert, type Identity, type RunStatus, type RunView } from '../../domain/index.js';
-import type { PolicyEngine } from '../../policies/engine.js';
-import type { Ledger } from '../../store/ledger.js';
 import { installTemporalRuntime } from '../../workers/runtime.js';
 import { getRunQuery } from '../../workflows/messages.js';
 import type { RemediationInput } from '../../workflows/remediation.js';
@@ -33,12 +30,7 @@ export interface RunningWorker {
 }
 
 /** Runs a worker in this process with the real activities over the given peers. */
-export async function startWorker(options: {
-  taskQueue: string;
-  connectors: Record<string, DirectoryConnector>;
-  ledger: Ledger;
-  policy: PolicyEngine;
-}): Promise<RunningWorker> {
+export async function startWorker(options: RemediationDeps & { taskQueue: string }): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await Worker.create({
     connection,

@@ -16,6 +16,7 @@ import {
   type Action,
   type ActionDecision,
   type ErrorType,
+  type GuardrailRecord,
   type Target,
 } from '../../domain/index.js';
 
@@ -285,6 +286,7 @@ describe('runIdFor', () => {
 
 describe('combineDecisions', () => {
   const HASH_A = 'a'.repeat(64);
+  const GUARDRAILS: GuardrailRecord = { mode: 'live', autonomy: 'live', maxTargetsPerRun: null, targets: 0, population: null, budgets: [], killSwitches: [], guardrailsHash: 'b'.repeat(64) };
   let n = 0;
   const decision = (patch: Partial<ActionDecision>): ActionDecision => ({
     actionId: `act_${(n++).toString(16).padStart(16, '0')}`,
@@ -296,16 +298,17 @@ describe('combineDecisions', () => {
   });
 
   it('is auto when every action is auto', () => {
-    const combined = combineDecisions([decision({ policies: ['p1'] }), decision({ policies: ['p1'] })], HASH_A);
+    const combined = combineDecisions([decision({ policies: ['p1'] }), decision({ policies: ['p1'] })], HASH_A, GUARDRAILS);
     expect(combined.outcome).toBe('auto');
     expect(combined.requiredApprovals).toBe(0);
     expect(combined.approverRoles).toEqual([]);
     expect(combined.policies).toEqual(['p1']);
     expect(combined.policySetHash).toBe(HASH_A);
+    expect(combined.guardrails).toBe(GUARDRAILS);
   });
 
   it('lets approve beat auto', () => {
-    const combined = combineDecisions([decision({}), decision({ outcome: 'approve', approvers: 1, roles: ['approver'] })], HASH_A);
+    const combined = combineDecisions([decision({}), decision({ outcome: 'approve', approvers: 1, roles: ['approver'] })], HASH_A, GUARDRAILS);
     expect(combined.outcome).toBe('approve');
   });
 
@@ -313,6 +316,7 @@ describe('combineDecisions', () => {
     const combined = combineDecisions(
       [decision({ outcome: 'approve', approvers: 2, roles: ['approver'] }), decision({ outcome: 'deny', policies: ['no'] }), decision({})],
       HASH_A,
+      GUARDRAILS,
     );
     expect(combined.outcome).toBe('deny');
     expect(combined.requiredApprovals).toBe(0);
@@ -327,6 +331,7 @@ describe('combineDecisions', () => {
         decision({ outcome: 'approve', approvers: 2, roles: ['approver'] }),
       ],
       HASH_A,
+      GUARDRAILS,
     );
     expect(combined.requiredApprovals).toBe(3);
   });
@@ -338,6 +343,7 @@ describe('combineDecisions', () => {
         decision({ outcome: 'approve', approvers: 1, roles: ['admin', 'approver'] }),
       ],
       HASH_A,
+      GUARDRAILS,
     );
     expect(combined.approverRoles).toEqual(['admin', 'approver', 'operator']);
   });
@@ -351,18 +357,19 @@ describe('combineDecisions', () => {
         decision({ outcome: 'auto', approvalTimeoutMs: 1_000 }),
       ],
       HASH_A,
+      GUARDRAILS,
     );
     expect(combined.approvalTimeoutMs).toBe(5_000);
   });
 
   it('falls back to the default approval timeout when no approving action sets one', () => {
-    const combined = combineDecisions([decision({ outcome: 'approve', approvers: 1, roles: ['approver'] })], HASH_A);
+    const combined = combineDecisions([decision({ outcome: 'approve', approvers: 1, roles: ['approver'] })], HASH_A, GUARDRAILS);
     expect(combined.approvalTimeoutMs).toBe(DEFAULT_APPROVAL_TIMEOUT_MS);
     expect(DEFAULT_APPROVAL_TIMEOUT_MS).toBe(24 * 60 * 60 * 1000);
   });
 
   it('denies an empty plan and says why', () => {
-    const combined = combineDecisions([], HASH_A, ['earlier reason']);
+    const combined = combineDecisions([], HASH_A, GUARDRAILS, ['earlier reason']);
     expect(combined.outcome).toBe('deny');
     expect(combined.reasons).toEqual(['earlier reason', 'the plan has no actions']);
     expect(combined.requiredApprovals).toBe(0);
@@ -370,7 +377,7 @@ describe('combineDecisions', () => {
 
   it('keeps the per-action decisions and de-duplicates and sorts policy ids', () => {
     const perAction = [decision({ policies: ['b', 'a'] }), decision({ policies: ['a', 'c'] })];
-    const combined = combineDecisions(perAction, HASH_A);
+    const combined = combineDecisions(perAction, HASH_A, GUARDRAILS);
     expect(combined.policies).toEqual(['a', 'b', 'c']);
     expect(combined.perAction).toBe(perAction);
   });

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
 import { planDigest, type AccountSnapshot, type Alert, type Plan, type Severity } from '../../domain/index.js';
 import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
-import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyRequest } from '../../policies/engine.js';
+import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyEngine, type PolicyRequest } from '../../policies/engine.js';
+import { decideRun, noGuardrails } from '../../policies/guardrails.js';
+
+/** Decides with no guardrail file: policy alone. */
+const decideWith = (engine: PolicyEngine, request: PolicyRequest) => decideRun(engine, noGuardrails(), request, { mode: 'live', budgets: [], killSwitches: [] });
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const tempDirs: string[] = [];
@@ -75,7 +79,7 @@ describe('default policy set', () => {
   });
 
   it.each(['high', 'critical'] as const)('deprovisions an ordinary account on a %s alert automatically', (severity) => {
-    const decision = engine.decide(request({ severity, groups: ['engineering', 'vpn-users'] }));
+    const decision = decideWith(engine, request({ severity, groups: ['engineering', 'vpn-users'] }));
     expect(decision.outcome).toBe('auto');
     expect(decision.policies).toEqual(['auto-deprovision-on-high-severity']);
     expect(decision.perAction).toHaveLength(3);
@@ -86,7 +90,7 @@ describe('default policy set', () => {
   });
 
   it.each(['high', 'critical'] as const)('asks two approvers before touching an administrator on a %s alert', (severity) => {
-    const decision = engine.decide(request({ severity, groups: ['engineering', 'admins'] }));
+    const decision = decideWith(engine, request({ severity, groups: ['engineering', 'admins'] }));
     expect(decision.outcome).toBe('approve');
     expect(decision.requiredApprovals).toBe(2);
     expect(decision.approverRoles).toEqual(['approver']);
@@ -95,7 +99,7 @@ describe('default policy set', () => {
   });
 
   it.each(['low', 'medium'] as const)('asks two approvers before touching an administrator on a %s alert', (severity) => {
-    const decision = engine.decide(request({ severity, groups: ['admins'] }));
+    const decision = decideWith(engine, request({ severity, groups: ['admins'] }));
     expect(decision.outcome).toBe('approve');
     expect(decision.requiredApprovals).toBe(2);
     expect(decision.approverRoles).toEqual(['approver']);
@@ -105,7 +109,7 @@ describe('default policy set', () => {
   });
 
   it.each(['low', 'critical'] as const)('never touches a break-glass account, on a %s alert', (severity) => {
-    const decision = engine.decide(request({ severity, groups: ['break-glass'] }));
+    const decision = decideWith(engine, request({ severity, groups: ['break-glass'] }));
     expect(decision.outcome).toBe('deny');
     expect(decision.policies).toEqual(['deny-break-glass']);
     expect(decision.requiredApprovals).toBe(0);
@@ -113,14 +117,14 @@ describe('default policy set', () => {
   });
 
   it('denies a break-glass account even when it is also an administrator', () => {
-    const decision = engine.decide(request({ severity: 'high', groups: ['admins', 'break-glass'] }));
+    const decision = decideWith(engine, request({ severity: 'high', groups: ['admins', 'break-glass'] }));
     expect(decision.outcome).toBe('deny');
     expect(decision.policies).toContain('deny-break-glass');
     expect(decision.perAction.every((d) => d.outcome === 'deny')).toBe(true);
   });
 
   it.each(['low', 'medium'] as const)('asks one approver for an ordinary account on a %s alert', (severity) => {
-    const decision = engine.decide(request({ severity, groups: ['engineering'] }));
+    const decision = decideWith(engine, request({ severity, groups: ['engineering'] }));
     expect(decision.outcome).toBe('approve');
     expect(decision.requiredApprovals).toBe(1);
     expect(decision.approverRoles).toEqual(['approver']);
@@ -129,7 +133,7 @@ describe('default policy set', () => {
   });
 
   it('denies a plan with no actions', () => {
-    const decision = engine.decide(request({ severity: 'high', groups: [], active: false }));
+    const decision = decideWith(engine, request({ severity: 'high', groups: [], active: false }));
     expect(decision.outcome).toBe('deny');
     expect(decision.reasons).toContain('the plan has no actions');
   });
@@ -148,7 +152,7 @@ describe('policy annotations', () => {
     const engine = await loadPolicyEngine(
       await policyDir({ 'p.cedar': '@id("quick")\n@decision("approve")\n@expires("2s")\npermit (principal, action, resource);\n' }),
     );
-    const decision = engine.decide(request({ severity: 'high', groups: ['engineering'] }));
+    const decision = decideWith(engine, request({ severity: 'high', groups: ['engineering'] }));
     expect(decision.outcome).toBe('approve');
     expect(decision.approvalTimeoutMs).toBe(2000);
     expect(decision.requiredApprovals).toBe(1);
@@ -159,7 +163,7 @@ describe('policy annotations', () => {
     const engine = await loadPolicyEngine(
       await policyDir({ 'p.cedar': '@id("only-disable")\npermit (principal, action == Cordon::Action::"DisableAccount", resource);\n' }),
     );
-    const decision = engine.decide(request({ severity: 'high', groups: ['engineering'] }));
+    const decision = decideWith(engine, request({ severity: 'high', groups: ['engineering'] }));
     expect(decision.outcome).toBe('deny');
     expect(decision.perAction.map((d) => d.outcome)).toEqual(['auto', 'deny']);
     expect(decision.reasons.some((r) => r.includes('no policy permits it'))).toBe(true);
@@ -177,7 +181,7 @@ describe('policy annotations', () => {
         ].join('\n'),
       }),
     );
-    const decision = engine.decide(request({ severity: 'high', groups: [] }));
+    const decision = decideWith(engine, request({ severity: 'high', groups: [] }));
     expect(decision.outcome).toBe('deny');
     expect(decision.perAction[0]).toMatchObject({ outcome: 'deny', policies: ['overflowing-forbid'] });
     expect(decision.reasons[0]).toMatch(/overflowing-forbid errored/);

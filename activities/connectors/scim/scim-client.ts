@@ -82,6 +82,11 @@ export class ScimClient {
     return this.list('/Users', filter, ScimUser);
   }
 
+  /** The number of users, from a zero-sized page's totalResults. */
+  async countUsers(): Promise<number> {
+    return ListResponse(ScimUser).parse(await this.request('GET', '/Users?count=0')).totalResults;
+  }
+
   async findGroups(filter?: string): Promise<ScimGroup[]> {
     return this.list('/Groups', filter, ScimGroup);
   }

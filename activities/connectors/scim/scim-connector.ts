@@ -53,6 +53,8 @@ export function createScimConnector(system: string, options: ScimClientOptions |
       };
     },
 
+    countAccounts: () => client.countUsers(),
+
     async setAccountActive(accountId, active): Promise<ChangeResult> {
       const user = await client.getUser(accountId);
       const before = { active: user.active ?? true };
