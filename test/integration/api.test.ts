@@ -53,6 +53,7 @@ beforeAll(async () => {
     temporal: env.client,
     taskQueue: env.taskQueue,
     ledger,
+    guardrailState: env.guardrailState,
     identities,
     alertHmacSecret: hmacSecret,
     log: pino({ level: 'info' }, capture),
@@ -99,7 +100,7 @@ describe('GET /healthz', () => {
     await deadLedger.close();
     // No retry interceptor: its timers would outlive the connection closed below.
     const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
-    const down = await buildServer({ temporal: new Client({ connection }), taskQueue: 'none', ledger: deadLedger, identities, log: pino({ level: 'silent' }) });
+    const down = await buildServer({ temporal: new Client({ connection }), taskQueue: 'none', ledger: deadLedger, guardrailState: env.guardrailState, identities, log: pino({ level: 'silent' }) });
     try {
       const response = await down.inject({ method: 'GET', url: '/healthz' });
       expect(response.statusCode).toBe(503);
@@ -309,7 +310,7 @@ describe('a tampered ledger', () => {
     db.prepare('UPDATE ledger SET data = ? WHERE seq = 3').run(JSON.stringify({ n: 333 }));
     db.close();
 
-    const server = await buildServer({ temporal: env.client, taskQueue: env.taskQueue, ledger: tampered, identities, log: pino({ level: 'silent' }) });
+    const server = await buildServer({ temporal: env.client, taskQueue: env.taskQueue, ledger: tampered, guardrailState: env.guardrailState, identities, log: pino({ level: 'silent' }) });
     await server.listen({ host: '127.0.0.1', port: 0 });
     try {
       const response = await server.inject({ method: 'GET', url: '/v1/audit/verify', headers: bearer('oscar') });
