@@ -1,4 +1,14 @@
-import type { AlertAccepted, ApprovalResult, LedgerVerification, RunSummary, RunView } from '../domain/index.js';
+import type { AlertAccepted, ApprovalResult, Decision, KillSwitchScope, KillSwitchState, LedgerVerification, Plan, RunSummary, RunView } from '../domain/index.js';
+
+/** What the policy simulator answers. */
+export interface SimulationAnswer {
+  playbook: string;
+  target: { system: string; id: string; userName: string; active: boolean; groups: string[] };
+  plan: Plan;
+  decision: Decision;
+  actions: { id: string; type: string; target: string; group: string | null; outcome: string; policies: string[] }[];
+  wouldRun: 'auto' | 'approve' | 'deny' | 'dry-run';
+}
 
 /** An error answer from the API, or no answer at all (status 0). */
 export class ApiError extends Error {
@@ -40,6 +50,18 @@ export class CordonApi {
 
   verifyAudit(): Promise<LedgerVerification> {
     return this.request('GET', '/v1/audit/verify');
+  }
+
+  killSwitches(): Promise<{ engaged: boolean; switches: KillSwitchState[] }> {
+    return this.request('GET', '/v1/kill-switch');
+  }
+
+  flipKillSwitch(body: { scope: KillSwitchScope; engaged: boolean; reason: string }): Promise<KillSwitchState> {
+    return this.request('POST', '/v1/kill-switch', JSON.stringify(body));
+  }
+
+  evaluatePolicy(alertBody: string): Promise<SimulationAnswer> {
+    return this.request('POST', '/v1/policy/evaluate', alertBody);
   }
 
   private async request<T>(method: string, path: string, body?: string): Promise<T> {

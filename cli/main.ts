@@ -5,7 +5,7 @@ import Table from 'cli-table3';
 import { Command, CommanderError, Option } from 'commander';
 import pc from 'picocolors';
 import { loadCliEnv } from '../config/cli-env.js';
-import type { RunView } from '../domain/index.js';
+import { scopeKey, type KillSwitchScope, type RunView } from '../domain/index.js';
 import { ApiError, CordonApi } from './api-client.js';
 
 /** Exit codes, for scripts. */
@@ -152,9 +152,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     .description('send an alert (a JSON file, or - for standard input); prints the run id')
     .argument('<file>', 'alert JSON file, or -')
     .action(async (file: string) => {
-      const body = file === '-' ? await readStdin() : await readFile(file, 'utf8').catch((error: Error) => {
-        throw new UsageError(`cannot read ${file}: ${error.message}`);
-      });
+      const body = await readAlertFile(file);
       const { api, json } = await client();
       const answer = await api.sendAlert(body);
       out(json, answer, () => io.write(`${answer.duplicate ? 'duplicate alert: attached to' : 'started'} ${answer.runId} (${answer.status})`));
@@ -205,6 +203,79 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       });
   }
 
+  const killSwitch = program.command('kill-switch').description('stop (or let resume) every change: everywhere, for one playbook, or for one connector');
+  for (const [verb, engaged] of [
+    ['on', true],
+    ['off', false],
+  ] as const) {
+    killSwitch
+      .command(verb)
+      .description(engaged ? 'engage: runs pause before their next change (role admin)' : 'release: paused runs resume by themselves (role admin)')
+      .option('--playbook <name>', 'only this playbook')
+      .option('--connector <name>', 'only calls to this connector')
+      .requiredOption('--reason <text>', 'why; kept in the ledger')
+      .action(async (options: { playbook?: string; connector?: string; reason: string }) => {
+        if (options.playbook && options.connector) throw new UsageError('give --playbook or --connector, not both');
+        const scope: KillSwitchScope = options.playbook
+          ? { kind: 'playbook', name: options.playbook }
+          : options.connector
+            ? { kind: 'connector', name: options.connector }
+            : { kind: 'global' };
+        const { api, json } = await client();
+        const state = await api.flipKillSwitch({ scope, engaged, reason: options.reason });
+        out(json, state, () => io.write(`kill switch ${scopeKey(scope)} ${state.engaged ? pc.red('ENGAGED') : pc.green('released')} by ${state.actor}: ${state.reason}`));
+      });
+  }
+  killSwitch
+    .command('status')
+    .description('every kill switch and its state')
+    .action(async () => {
+      const { api, json } = await client();
+      const answer = await api.killSwitches();
+      out(json, answer, () => {
+        if (answer.switches.length === 0) return io.write('no kill switch has ever been flipped');
+        const table = newTable(['scope', 'state', 'by', 'at', 'reason']);
+        for (const s of answer.switches) table.push([scopeKey(s.scope), s.engaged ? pc.red('ENGAGED') : 'released', s.actor, s.at, s.reason]);
+        io.write(table.toString());
+      });
+    });
+
+  const policy = program.command('policy').description('policies and guardrails');
+  policy
+    .command('test')
+    .description('simulate an alert: observe and plan against the live target, evaluate policy and guardrails; starts no run')
+    .argument('<file>', 'alert JSON file, or -')
+    .action(async (file: string) => {
+      const body = await readAlertFile(file);
+      const { api, json } = await client();
+      const answer = await api.evaluatePolicy(body);
+      out(json, answer, () => {
+        io.write(`${pc.bold(answer.playbook)} for ${answer.target.userName} (${answer.target.id}): would run ${pc.bold(answer.wouldRun)}`);
+        const table = newTable(['action', 'type', 'change', 'outcome', 'policies']);
+        for (const a of answer.actions) table.push([a.id, a.type, a.group ? `leave group ${a.group}` : 'disable', a.outcome, a.policies.join(', ')]);
+        io.write(table.toString());
+        for (const reason of answer.decision.reasons) io.write(`  ${reason}`);
+        const g = answer.decision.guardrails;
+        io.write(`  guardrails: mode ${g.mode}, ${g.targets} target(s)${g.maxTargetsPerRun ? ` (max ${g.maxTargetsPerRun.count})` : ''}, ${g.killSwitches.length} kill switch(es) engaged`);
+        for (const b of g.budgets) io.write(`  budget ${b.name}: ${b.used} of ${b.limit} used`);
+      });
+    });
+  policy
+    .command('check')
+    .description('validate the policy files and the guardrails file (for a policy repository\'s CI); needs no running Cordon')
+    .option('--dir <dir>', 'the policy directory', 'policies')
+    .option('--guardrails <file>', 'the guardrails file (default: <dir>/guardrails.yaml)')
+    .action(async (options: { dir: string; guardrails?: string }) => {
+      const { checkPolicyFiles } = await import('./policy-check.js');
+      const report = await checkPolicyFiles(options.dir, options.guardrails);
+      const json = Boolean(program.opts<GlobalOptions>().json);
+      out(json, report, () => {
+        if (report.ok) io.write(`ok: ${report.policies.length} policies (set ${report.policySetHash.slice(0, 16)}…), guardrails ${report.guardrailsFile ?? '(none)'}`);
+        else io.writeError(`cordon: ${report.error}`);
+      });
+      if (!report.ok) result.code = EXIT.invalid;
+    });
+
   const audit = program.command('audit').description('the audit ledger');
   audit
     .command('verify')
@@ -219,6 +290,13 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     });
 
   return program;
+}
+
+async function readAlertFile(file: string): Promise<string> {
+  if (file === '-') return readStdin();
+  return readFile(file, 'utf8').catch((error: Error) => {
+    throw new UsageError(`cannot read ${file}: ${error.message}`);
+  });
 }
 
 async function readStdin(): Promise<string> {

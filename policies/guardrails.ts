@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { relative } from 'node:path';
-import { isNode, LineCounter, parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import {
   RunMode,
@@ -26,7 +26,8 @@ const Duration = z
   .pipe(z.int().positive().max(31 * UNIT_MS.d));
 
 const ACTION_TYPES = ['DisableAccount', 'RemoveGroupMembership'] as const satisfies readonly ActionType[];
-const PlaybookName = z.string().refine((name) => Object.hasOwn(playbooks, name), { message: `unknown playbook (known: ${Object.keys(playbooks).join(', ')})` });
+const knownPlaybooks = () => Object.keys(playbooks).join(', ');
+const PlaybookName = z.string().refine((name) => Object.hasOwn(playbooks, name), { message: `unknown playbook (known: ${knownPlaybooks()})` });
 
 const PlaybookGuardrails = z.strictObject({
   /** `dry-run` makes every run of the playbook a dry run: how a team introduces a new playbook. */
@@ -63,11 +64,14 @@ export type RateLimit = z.infer<typeof RateLimit>;
 export const GuardrailsFile = z
   .strictObject({
     version: z.literal(1),
-    playbooks: z.record(PlaybookName, PlaybookGuardrails).default({}),
+    playbooks: z.record(z.string(), PlaybookGuardrails).default({}),
     budgets: z.array(Budget).max(100).default([]),
     connectors: z.record(SystemName, z.strictObject({ rateLimit: RateLimit.optional() })).default({}),
   })
   .superRefine((file, context) => {
+    for (const name of Object.keys(file.playbooks)) {
+      if (!Object.hasOwn(playbooks, name)) context.addIssue({ code: 'custom', path: ['playbooks', name], message: `unknown playbook "${name}" (known: ${knownPlaybooks()})` });
+    }
     const seen = new Set<string>();
     file.budgets.forEach((budget, index) => {
       if (seen.has(budget.name)) context.addIssue({ code: 'custom', path: ['budgets', index, 'name'], message: `budget name "${budget.name}" is used twice` });
@@ -130,21 +134,39 @@ export async function loadGuardrails(path: string): Promise<Guardrails> {
   }
   const parsed = GuardrailsFile.safeParse(doc.toJS());
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    // Point at the deepest node the issue's path reaches (a missing key points at its parent).
-    let offset = 0;
-    for (let depth = issue.path.length; depth >= 0; depth--) {
-      const node = doc.getIn(issue.path.slice(0, depth) as (string | number)[], true);
-      if (isNode(node) && node.range) {
-        offset = node.range[0];
-        break;
-      }
-    }
-    const at = lineCounter.linePos(offset);
-    const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    // A misspelt key is usually why a required one is "missing": report the unknown key first, where it is.
+    const issues = parsed.error.issues;
+    const unknown = issues.find((i) => i.code === 'unrecognized_keys');
+    const issue = unknown ?? issues[0]!;
+    const path = (unknown ? [...unknown.path, unknown.keys[0]!] : issue.path) as (string | number)[];
+    const at = lineCounter.linePos(offsetOf(doc, path));
+    const where = path.length > 0 ? `${path.join('.')}: ` : '';
     throw new PolicyLoadError(display, at.line, at.col, `${where}${issue.message}`);
   }
   return guardrailsFrom(parsed.data, text);
+}
+
+/**
+ * Where a path points in a YAML document: the key of a map entry (so that a bad key is shown where it
+ * is written), an item of a sequence, or the deepest node the path reaches when the rest is missing.
+ */
+function offsetOf(doc: Document, path: (string | number)[]): number {
+  let node: unknown = doc.contents;
+  let offset = 0;
+  for (const segment of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(segment));
+      if (!pair) break;
+      offset = (isScalar(pair.key) && pair.key.range?.[0]) || offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      const item = node.items[segment];
+      if (!item) break;
+      offset = (item as { range?: [number] }).range?.[0] ?? offset;
+      node = item;
+    } else break;
+  }
+  return offset;
 }
 
 /** The directory objects a plan changes: each account, and each group whose membership changes. */

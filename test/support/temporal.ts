@@ -67,7 +67,7 @@ export function alertFor(subject: { userName?: string; id?: string }, overrides:
 
 /** Starts a remediation run directly on Temporal, as the API does. */
 export async function startRun(client: Client, taskQueue: string, alert: Alert, requestedBy: Identity = { name: 'soc', roles: ['soc'] }) {
-  const runId = runIdFor(alert.source, alert.id);
+  const runId = runIdFor(alert.source, alert.id, alert.mode ?? 'live');
   const input: RemediationInput = { runId, playbook: 'deprovision-account', alert, requestedBy, receivedAt: new Date().toISOString() };
   return client.workflow.start('remediationWorkflow', { workflowId: runId, taskQueue, args: [input] });
 }
