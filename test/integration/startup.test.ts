@@ -29,6 +29,16 @@ describe('startup', () => {
     expect(stderr).not.toMatch(/\n\s+at /); // a message for a person, not a stack trace
   });
 
+  it('stops the worker on a broken guardrails file, naming the line and the reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
+    await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
+    await writeFile(join(dir, 'guardrails.yaml'), 'version: 1\nbudgets:\n  - name: disables\n    limit: 10\n    window: 1 hour\n');
+    const data = await mkdtemp(join(tmpdir(), 'cordon-data-'));
+    const { code, stderr } = await run('workers/main.ts', { CORDON_POLICY_DIR: dir, CORDON_DATA_DIR: data, TEMPORAL_ADDRESS: inject('temporalAddress') });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/guardrails\.yaml:5:\d+: budgets\.0\.window: must be a duration/);
+  });
+
   it('stops the API on a misspelt setting, naming it', async () => {
     const { code, stderr } = await run('server/main.ts', { CORDON_API_PROT: '8081' });
     expect(code).toBe(1);

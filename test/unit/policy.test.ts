@@ -68,6 +68,34 @@ const defaultText = await readFile(join(DEFAULT_POLICY_DIR, 'default.cedar'), 'u
 const engine = await loadPolicyEngine(DEFAULT_POLICY_DIR);
 
 describe('default policy set', () => {
+  // Every default policy and every outcome: severity × kind of account → outcome, quorum, deciding policies.
+  const ordinary = ['engineering'];
+  const admin = ['admins', 'engineering'];
+  const breakGlass = ['break-glass'];
+  const both = ['admins', 'break-glass'];
+  it.each([
+    ['low', ordinary, 'approve', 1, ['approve-deprovision-on-lower-severity']],
+    ['medium', ordinary, 'approve', 1, ['approve-deprovision-on-lower-severity']],
+    ['high', ordinary, 'auto', 0, ['auto-deprovision-on-high-severity']],
+    ['critical', ordinary, 'auto', 0, ['auto-deprovision-on-high-severity']],
+    ['low', admin, 'approve', 2, ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers']],
+    ['medium', admin, 'approve', 2, ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers']],
+    ['high', admin, 'approve', 2, ['privileged-needs-two-approvers']],
+    ['critical', admin, 'approve', 2, ['privileged-needs-two-approvers']],
+    ['low', breakGlass, 'deny', 0, ['deny-break-glass']],
+    ['medium', breakGlass, 'deny', 0, ['deny-break-glass']],
+    ['high', breakGlass, 'deny', 0, ['deny-break-glass']],
+    ['critical', breakGlass, 'deny', 0, ['deny-break-glass']],
+    ['low', both, 'deny', 0, ['deny-break-glass']],
+    ['critical', both, 'deny', 0, ['deny-break-glass']],
+  ] as const)('on a %s alert for an account in %j: %s with %i approver(s), decided by %j', (severity, groups, outcome, approvers, policies) => {
+    const decision = decideWith(engine, request({ severity, groups: [...groups] }));
+    expect(decision.outcome).toBe(outcome);
+    expect(decision.requiredApprovals).toBe(approvers);
+    expect(decision.policies).toEqual(policies);
+    expect(decision.policySetHash).toBe(engine.policySetHash);
+  });
+
   it('lists its policy ids and a 64-hex policy set hash', () => {
     expect(engine.policySetHash).toMatch(/^[0-9a-f]{64}$/);
     expect(engine.policyIds).toEqual([
