@@ -66,9 +66,12 @@ export const GuardrailsFile = z
     version: z.literal(1),
     playbooks: z.record(z.string(), PlaybookGuardrails).default({}),
     budgets: z.array(Budget).max(100).default([]),
-    connectors: z.record(SystemName, z.strictObject({ rateLimit: RateLimit.optional() })).default({}),
+    connectors: z.record(z.string(), z.strictObject({ rateLimit: RateLimit.optional() })).default({}),
   })
   .superRefine((file, context) => {
+    for (const name of Object.keys(file.connectors)) {
+      if (!SystemName.safeParse(name).success) context.addIssue({ code: 'custom', path: ['connectors', name], message: `"${name}" is not a connector name (lowercase letters, digits and dashes, e.g. scim)` });
+    }
     for (const name of Object.keys(file.playbooks)) {
       if (!Object.hasOwn(playbooks, name)) context.addIssue({ code: 'custom', path: ['playbooks', name], message: `unknown playbook "${name}" (known: ${knownPlaybooks()})` });
     }
@@ -132,7 +135,9 @@ export async function loadGuardrails(path: string): Promise<Guardrails> {
     const at = lineCounter.linePos(yamlError.pos[0]);
     throw new PolicyLoadError(display, at.line, at.col, yamlError.message.split('\n')[0] ?? 'invalid YAML');
   }
-  const parsed = GuardrailsFile.safeParse(doc.toJS());
+  const content: unknown = doc.toJS();
+  if (content === null || content === undefined) throw new PolicyLoadError(display, 1, 1, 'the guardrails file is empty; it needs at least `version: 1`');
+  const parsed = GuardrailsFile.safeParse(content);
   if (!parsed.success) {
     // A misspelt key is usually why a required one is "missing": report the unknown key first, where it is.
     const issues = parsed.error.issues;
