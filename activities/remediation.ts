@@ -6,6 +6,7 @@ import {
   type AccountSnapshot,
   type Action,
   type Alert,
+  type ApprovalVerifyKey,
   type BudgetUsage,
   type Decision,
   type Evidence,
@@ -22,6 +23,7 @@ import { decideRun, noGuardrails, planConnectors, type Guardrails } from '../pol
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger, LedgerData } from '../store/ledger.js';
 import type { AccountRef, DirectoryConnector } from './connectors/types.js';
+import type { ApprovalNotice, ApprovalNotifier } from './notify/types.js';
 import { heartbeatIfActivity, withTypedFailures } from './failures.js';
 
 /** What the remediation activities are built from. Tests pass real peers or wrapped ones. */
@@ -33,6 +35,10 @@ export interface RemediationDeps {
   guardrails?: Guardrails;
   /** Kill switches and budget reservations; required when guardrails define budgets. */
   guardrailState?: GuardrailState;
+  /** Public keys that verify the API's signature on approvals; none means no approval can be accepted. */
+  approvalKeys?: readonly ApprovalVerifyKey[];
+  /** Channels that tell approvers (Slack); the ledger records every stage whatever they do. */
+  notifiers?: readonly ApprovalNotifier[];
 }
 
 /** Why a mutation may not start now, as GuardrailBlocked failures carry it. */
@@ -249,6 +255,31 @@ export function createRemediationActivities(deps: RemediationDeps) {
         },
       });
       return decision;
+    },
+
+    /** The keys that verify approvals now (read when a run starts waiting, so keys can rotate). */
+    async approvalVerifyKeys(): Promise<ApprovalVerifyKey[]> {
+      return [...(deps.approvalKeys ?? [])];
+    },
+
+    /**
+     * Tells approvers where a run's approval stands, on every configured channel. Returns each
+     * channel's message reference; a channel that fails is reported in `failed`, not thrown.
+     */
+    async notifyApprovers(input: { notice: ApprovalNotice; refs: Record<string, string> }): Promise<{ refs: Record<string, string>; failed: string[] }> {
+      const refs: Record<string, string> = { ...input.refs };
+      const failed: string[] = [];
+      for (const notifier of deps.notifiers ?? []) {
+        heartbeatIfActivity();
+        try {
+          const ref = input.refs[notifier.channel];
+          const answer = await notifier.notify(ref !== undefined ? { ...input.notice, messageRef: ref } : input.notice);
+          if (answer.messageRef !== undefined) refs[notifier.channel] = answer.messageRef;
+        } catch (error) {
+          failed.push(`${notifier.channel}: ${(error as Error).message}`);
+        }
+      }
+      return { refs, failed };
     },
 
     /** Whether the next mutation of a paused run may start: kill switches released, budget left. */

@@ -1,5 +1,20 @@
 import type { AlertAccepted, ApprovalResult, Decision, KillSwitchScope, KillSwitchState, LedgerVerification, Plan, RunSummary, RunView } from '../domain/index.js';
 
+/** A run awaiting the caller's decision. */
+export interface InboxItem {
+  runId: string;
+  playbook: string;
+  alert: { source: string; kind: string; severity: string; subject: string };
+  requestedBy: string;
+  planDigest: string;
+  actions: number;
+  approvals: number;
+  required: number;
+  approverRoles: string[];
+  stage: string | null;
+  expiresAt: string | null;
+}
+
 /** What the policy simulator answers. */
 export interface SimulationAnswer {
   playbook: string;
@@ -50,6 +65,10 @@ export class CordonApi {
 
   verifyAudit(): Promise<LedgerVerification> {
     return this.request('GET', '/v1/audit/verify');
+  }
+
+  inbox(): Promise<{ runs: InboxItem[] }> {
+    return this.request('GET', '/v1/inbox');
   }
 
   killSwitches(): Promise<{ engaged: boolean; switches: KillSwitchState[] }> {

@@ -185,6 +185,20 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       out(json, run, () => printRun(run, io.write));
     });
 
+  program
+    .command('inbox')
+    .description('runs awaiting my decision (eligible by role now, not requested by me, not decided by me)')
+    .action(async () => {
+      const { api, json } = await client();
+      const answer = await api.inbox();
+      out(json, answer, () => {
+        if (answer.runs.length === 0) return io.write('nothing awaits your decision');
+        const table = newTable(['run', 'alert', 'subject', 'requested by', 'approvals', 'stage', 'expires']);
+        for (const r of answer.runs) table.push([r.runId, `${r.alert.kind} (${r.alert.severity})`, r.alert.subject, r.requestedBy, `${r.approvals} of ${r.required}`, r.stage ?? '', r.expiresAt ?? '']);
+        io.write(table.toString());
+      });
+    });
+
   for (const verdict of ['approve', 'reject'] as const) {
     program
       .command(verdict)

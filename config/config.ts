@@ -32,6 +32,8 @@ export const EnvSchema = z.object({
   CORDON_LEDGER_PATH: NonEmpty.optional(),
   CORDON_IDENTITIES_FILE: NonEmpty.optional(),
   CORDON_ALERT_HMAC_SECRET_FILE: NonEmpty.optional(),
+  CORDON_APPROVAL_SIGNING_KEY_FILE: NonEmpty.optional(),
+  CORDON_APPROVAL_VERIFY_KEYS_FILE: NonEmpty.optional(),
   CORDON_POLICY_DIR: NonEmpty.optional(),
   CORDON_GUARDRAILS_FILE: NonEmpty.optional(),
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
@@ -67,6 +69,8 @@ export interface Config {
   ledger: { path: string };
   identitiesFile: string;
   alertHmacSecretFile: string;
+  /** The API signs approvals with this key; workers verify them with the public keys. */
+  approvals: { signingKeyFile: string; verifyKeysFile: string };
   policyDir: string;
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
@@ -107,6 +111,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ledger: { path: e.CORDON_LEDGER_PATH ? path(e.CORDON_LEDGER_PATH) : inData('ledger.sqlite') },
     identitiesFile: e.CORDON_IDENTITIES_FILE ? path(e.CORDON_IDENTITIES_FILE) : inData('dev-credentials.json'),
     alertHmacSecretFile: e.CORDON_ALERT_HMAC_SECRET_FILE ? path(e.CORDON_ALERT_HMAC_SECRET_FILE) : inData('alert-hmac.key'),
+    approvals: {
+      signingKeyFile: e.CORDON_APPROVAL_SIGNING_KEY_FILE ? path(e.CORDON_APPROVAL_SIGNING_KEY_FILE) : inData('approval-signing-key.json'),
+      verifyKeysFile: e.CORDON_APPROVAL_VERIFY_KEYS_FILE ? path(e.CORDON_APPROVAL_VERIFY_KEYS_FILE) : inData('approval-verify-keys.json'),
+    },
     policyDir,
     guardrailsFile: e.CORDON_GUARDRAILS_FILE ? path(e.CORDON_GUARDRAILS_FILE) : resolve(policyDir, 'guardrails.yaml'),
     scim: {

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { Role } from '../domain/index.js';
+import { readApprovalSigningKey } from '../config/approval-keys.js';
+import { approvalPublicKey, type Role } from '../domain/index.js';
 import { IdentitiesFile } from '../server/identities.js';
 
 /** The embedded default's identities and their roles. */
@@ -39,6 +40,19 @@ export async function ensureDevCredentials(path: string): Promise<{ created: boo
   const parsed = IdentitiesFile.safeParse(JSON.parse(await readFile(path, 'utf8')));
   if (!parsed.success) throw new Error(`${path} is not a valid identities file: ${parsed.error.issues[0]?.message ?? 'invalid'}; delete it to regenerate`);
   return { created, names: Object.keys(parsed.data) };
+}
+
+/**
+ * Creates the embedded default's approval key pair unless it exists: the API's signing key (0600) and
+ * the workers' verify keys (the public half).
+ */
+export async function ensureApprovalKeys(signingKeyFile: string, verifyKeysFile: string): Promise<{ kid: string }> {
+  const kid = `dev-${new Date().toISOString().slice(0, 10)}-${randomBytes(3).toString('hex')}`;
+  await writePrivate(signingKeyFile, `${JSON.stringify({ kid, privateKey: randomBytes(32).toString('hex') }, null, 2)}\n`);
+  const signing = await readApprovalSigningKey(signingKeyFile);
+  if (!signing) throw new Error(`${signingKeyFile} disappeared`);
+  await writeFile(verifyKeysFile, `${JSON.stringify([{ kid: signing.kid, publicKey: approvalPublicKey(signing.privateKey) }], null, 2)}\n`, { mode: 0o644 });
+  return { kid: signing.kid };
 }
 
 /** Creates a file holding a random secret (mode 0600) unless it exists; returns the secret. */

@@ -8,7 +8,7 @@ import { Connection } from '@temporalio/client';
 import { ScimClient } from '../activities/connectors/scim/scim-client.js';
 import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config/config.js';
 import { seedDemoOrganisation } from './demo-org.js';
-import { DEV_IDENTITIES, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
+import { DEV_IDENTITIES, ensureApprovalKeys, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
 import { isAlive, spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
 import { ensureScimServer } from './python-tools.js';
 import { startScimDirectory } from './scim-directory.js';
@@ -123,6 +123,7 @@ async function main(): Promise<void> {
   try {
     const credentials = await ensureDevCredentials(config.identitiesFile);
     await ensureSecretFile(config.alertHmacSecretFile);
+    await ensureApprovalKeys(config.approvals.signingKeyFile, config.approvals.verifyKeysFile);
     const scimToken = await ensureSecretFile(config.scim.tokenFile);
 
     const cli = await provisionTemporalCli({ projectRoot: PROJECT_ROOT, env: { TEMPORAL_CLI_PATH: config.dev.temporalCliPath, PATH: process.env.PATH }, log: say });

@@ -18,8 +18,23 @@ export const ActionDecision = z.strictObject({
   approvers: z.int().min(0).max(10),
   roles: z.array(Role).max(4),
   approvalTimeoutMs: z.int().positive().optional(),
+  /** How rejections count; reject-wins when absent. */
+  rejection: z.enum(['reject-wins', 'majority']).optional(),
+  escalation: z.strictObject({ afterMs: z.int().positive(), roles: z.array(Role).min(1).max(4) }).optional(),
 });
 export type ActionDecision = z.infer<typeof ActionDecision>;
+
+/**
+ * How rejections count. `reject-wins`: one rejection by an eligible approver rejects the run.
+ * `majority`: the run executes when approvals reach the quorum and outnumber rejections; it is
+ * rejected when rejections reach the quorum.
+ */
+export const RejectionRule = z.enum(['reject-wins', 'majority']);
+export type RejectionRule = z.infer<typeof RejectionRule>;
+
+/** Who else may decide, and when, if the first approvers have not decided in time. */
+export const Escalation = z.strictObject({ afterMs: z.int().positive(), roles: z.array(Role).min(1).max(4) });
+export type Escalation = z.infer<typeof Escalation>;
 
 /** Policy's answer for a whole plan. `requiredApprovals` is 0 unless the outcome is `approve`. */
 export const Decision = z.strictObject({
@@ -31,6 +46,8 @@ export const Decision = z.strictObject({
   approvalTimeoutMs: z.int().positive(),
   policySetHash: z.string().regex(/^[0-9a-f]{64}$/),
   reasons: z.array(z.string().max(500)).max(100),
+  rejectionRule: RejectionRule,
+  escalation: Escalation.nullable(),
   guardrails: GuardrailRecord,
 });
 export type Decision = z.infer<typeof Decision>;
@@ -53,6 +70,13 @@ export function combineDecisions(
   for (const d of approving) for (const r of d.roles) roles.add(r);
   const timeouts = approving.map((d) => d.approvalTimeoutMs).filter((t): t is number => t !== undefined);
   const policies = [...new Set(perAction.flatMap((d) => d.policies))].sort();
+  // Majority only when every approving action allows it: one rejection wins otherwise (the safer rule).
+  const rejectionRule: RejectionRule = approving.length > 0 && approving.every((d) => d.rejection === 'majority') ? 'majority' : 'reject-wins';
+  const escalations = approving.map((d) => d.escalation).filter((e): e is Escalation => e !== undefined);
+  const escalation: Escalation | null =
+    outcome === 'approve' && escalations.length > 0
+      ? { afterMs: Math.min(...escalations.map((e) => e.afterMs)), roles: [...new Set(escalations.flatMap((e) => e.roles))].sort() }
+      : null;
   return {
     outcome,
     policies,
@@ -62,6 +86,8 @@ export function combineDecisions(
     approvalTimeoutMs: timeouts.length > 0 ? Math.min(...timeouts) : DEFAULT_APPROVAL_TIMEOUT_MS,
     policySetHash,
     reasons: perAction.length === 0 ? [...reasons, 'the plan has no actions'] : reasons,
+    rejectionRule,
+    escalation,
     guardrails,
   };
 }

@@ -21,6 +21,7 @@ export const ErrorCatalogue = {
   DuplicateApproval: { httpStatus: 409, retryable: false, summary: 'this approver has already decided on this run' },
   MissingApproverRole: { httpStatus: 403, retryable: false, summary: 'the approver lacks a role the policy requires' },
   InvalidApproval: { httpStatus: 400, retryable: false, summary: 'the approval message is malformed' },
+  ForgedApproval: { httpStatus: 403, retryable: false, summary: 'the approval is not signed by the API, or its signature is used, altered or expired' },
 
   // Connectors and playbooks (activities).
   TargetNotFound: { httpStatus: 404, retryable: false, summary: 'the target does not exist in the system of record' },

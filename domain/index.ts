@@ -9,3 +9,4 @@ export * from './plan.js';
 export * from './run.js';
 export * from './sha256.js';
 export * from './api.js';
+export * from './approval-signature.js';

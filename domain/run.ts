@@ -63,6 +63,10 @@ export function runIdFor(source: string, id: string, mode: 'live' | 'dry-run' = 
   return `run_${sha256Hex(canonicalJson(key)).slice(0, 32)}`;
 }
 
+/** Where a run's approval stands. */
+export const ApprovalStage = z.enum(['waiting', 'reminded_50', 'reminded_80', 'escalated', 'approved']);
+export type ApprovalStage = z.infer<typeof ApprovalStage>;
+
 /** Why a run is paused. */
 export const PauseReason = z.enum(['budget', 'kill-switch']);
 export type PauseReason = z.infer<typeof PauseReason>;
@@ -128,8 +132,10 @@ export const RunView = z.strictObject({
     policySetHash: true,
     reasons: true,
     guardrails: true,
+    rejectionRule: true,
+    escalation: true,
   })
-    .extend({ approvalExpiresAt: z.iso.datetime().nullable() })
+    .extend({ approvalExpiresAt: z.iso.datetime().nullable(), approvalStage: ApprovalStage.nullable() })
     .nullable(),
   approvals: z.array(Approval),
   /** Approvals given to an earlier plan that drift replaced; they no longer count. */

@@ -5,6 +5,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import {
   canonicalJson,
   combineDecisions,
+  DEFAULT_APPROVAL_TIMEOUT_MS,
   Role,
   severityRank,
   type AccountSnapshot,
@@ -54,6 +55,8 @@ interface PolicyRules {
   approvers: number;
   roles: Role[];
   timeoutMs: number | undefined;
+  rejection: 'reject-wins' | 'majority' | undefined;
+  escalation: { afterMs: number; roles: Role[] } | undefined;
 }
 
 interface LoadedPolicy extends PolicyRules {
@@ -96,23 +99,43 @@ function parseAnnotations(file: string, fileText: string, offset: number, effect
   let approvers = 0;
   let roles: Role[] = [];
   let timeoutMs: number | undefined;
+  let rejection: PolicyRules['rejection'];
+  let escalation: PolicyRules['escalation'];
+  const duration = (name: string, raw: string): number => {
+    const match = DURATION.exec(raw);
+    const ms = match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : 0;
+    if (!match || ms <= 0 || ms > MAX_APPROVAL_TIMEOUT_MS) fail(`@${name}("${raw}") must be a duration such as 30m, 24h or 7d, at most 7d`);
+    return ms;
+  };
+  const roleList = (name: string, raw: string): Role[] => {
+    const list = raw.split(',').map((r) => r.trim()).filter(Boolean);
+    for (const r of list) if (!Role.safeParse(r).success) fail(`@${name} names an unknown role "${r}" (known: ${Role.options.join(', ')})`);
+    if (list.length === 0) fail(`@${name} names no role`);
+    return list as Role[];
+  };
   if (approve) {
     const raw = annotations.approvers ?? '1';
     approvers = Number(raw);
     if (!/^\d+$/.test(raw) || approvers < 1 || approvers > 10) fail(`@approvers("${raw}") must be a whole number from 1 to 10`);
-    const rawRoles = (annotations.roles ?? 'approver').split(',').map((r) => r.trim()).filter(Boolean);
-    for (const r of rawRoles) if (!Role.safeParse(r).success) fail(`@roles names an unknown role "${r}" (known: ${Role.options.join(', ')})`);
-    roles = rawRoles as Role[];
-    if (annotations.expires !== undefined) {
-      const match = DURATION.exec(annotations.expires);
-      const ms = match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : 0;
-      if (!match || ms <= 0 || ms > MAX_APPROVAL_TIMEOUT_MS) fail(`@expires("${annotations.expires}") must be a duration such as 30m, 24h or 7d, at most 7d`);
-      timeoutMs = ms;
+    roles = roleList('roles', annotations.roles ?? 'approver');
+    if (annotations.expires !== undefined) timeoutMs = duration('expires', annotations.expires);
+    if (annotations.rejection !== undefined) {
+      const rule = annotations.rejection;
+      if (rule !== 'reject-wins' && rule !== 'majority') return fail(`@rejection("${rule}") must be "reject-wins" or "majority"`);
+      rejection = rule;
+    }
+    if ((annotations.escalateAfter === undefined) !== (annotations.escalateRoles === undefined)) fail('@escalateAfter and @escalateRoles go together');
+    if (annotations.escalateAfter !== undefined && annotations.escalateRoles !== undefined) {
+      const afterMs = duration('escalateAfter', annotations.escalateAfter);
+      if (afterMs >= (timeoutMs ?? DEFAULT_APPROVAL_TIMEOUT_MS)) fail(`@escalateAfter("${annotations.escalateAfter}") must come before the approval window ends`);
+      escalation = { afterMs, roles: roleList('escalateRoles', annotations.escalateRoles) };
     }
   } else {
-    for (const key of ['approvers', 'roles', 'expires']) if (annotations[key] !== undefined) fail(`@${key} only applies to a policy with @decision("approve")`);
+    for (const key of ['approvers', 'roles', 'expires', 'rejection', 'escalateAfter', 'escalateRoles']) {
+      if (annotations[key] !== undefined) fail(`@${key} only applies to a policy with @decision("approve")`);
+    }
   }
-  return { id, approve, approvers, roles, timeoutMs };
+  return { id, approve, approvers, roles, timeoutMs, rejection, escalation };
 }
 
 /**
@@ -258,6 +281,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
         const approving = satisfied.filter((p) => p.approve);
         if (approving.length > 0) {
           const timeouts = approving.map((p) => p.timeoutMs).filter((t): t is number => t !== undefined);
+          const escalations = approving.map((p) => p.escalation).filter((e): e is NonNullable<PolicyRules['escalation']> => e !== undefined);
           perAction.push({
             actionId: action.id,
             outcome: 'approve',
@@ -265,6 +289,10 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
             approvers: Math.max(...approving.map((p) => p.approvers)),
             roles: [...new Set(approving.flatMap((p) => p.roles))].sort(),
             ...(timeouts.length > 0 ? { approvalTimeoutMs: Math.min(...timeouts) } : {}),
+            ...(approving.every((p) => p.rejection === 'majority') ? { rejection: 'majority' as const } : {}),
+            ...(escalations.length > 0
+              ? { escalation: { afterMs: Math.min(...escalations.map((e) => e.afterMs)), roles: [...new Set(escalations.flatMap((e) => e.roles))].sort() } }
+              : {}),
           });
         } else {
           perAction.push({ actionId: action.id, outcome: 'auto', policies: satisfied.map((p) => p.id).sort(), approvers: 0, roles: [] });

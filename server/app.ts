@@ -14,6 +14,7 @@ import type { Logger } from '../config/logger.js';
 import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorBody, type ErrorType, type Identity, type Role } from '../domain/index.js';
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger } from '../store/ledger.js';
+import { createApprovalService, type ApprovalService, type ApprovalSigningKey } from './approvals.js';
 import type { IdentityStore } from './identities.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
@@ -32,6 +33,8 @@ export interface ServerDeps {
   ledger: Ledger;
   guardrailState: GuardrailState;
   identities: IdentityStore;
+  /** The key the API signs approvals with; approvals are refused when absent. */
+  approvalSigner?: ApprovalSigningKey | undefined;
   /** Shared secret for HMAC-signed alerts; HMAC is refused when absent. */
   alertHmacSecret?: Buffer | undefined;
   log: Logger;
@@ -40,6 +43,9 @@ export interface ServerDeps {
   /** How long a query or an approval may wait for a worker. */
   workerTimeoutMs?: number;
 }
+
+/** What the route plugins get: the dependencies, and the services built from them. */
+export type ServerContext = ServerDeps & { approvals: ApprovalService };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -158,12 +164,16 @@ export async function buildServer(deps: ServerDeps) {
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(healthRoutes, deps);
-  await app.register(alertRoutes, deps);
-  await app.register(runRoutes, deps);
-  await app.register(auditRoutes, deps);
-  await app.register(killSwitchRoutes, deps);
-  await app.register(policyRoutes, deps);
+  const context: ServerContext = {
+    ...deps,
+    approvals: createApprovalService({ temporal: deps.temporal, ledger: deps.ledger, signer: deps.approvalSigner, log: deps.log, ...(deps.workerTimeoutMs !== undefined ? { workerTimeoutMs: deps.workerTimeoutMs } : {}) }),
+  };
+  await app.register(healthRoutes, context);
+  await app.register(alertRoutes, context);
+  await app.register(runRoutes, context);
+  await app.register(auditRoutes, context);
+  await app.register(killSwitchRoutes, context);
+  await app.register(policyRoutes, context);
   return app;
 }
 

@@ -1,6 +1,7 @@
 // Entry point of the Cordon API server.
 import { readFile } from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
+import { readApprovalSigningKey } from '../config/approval-keys.js';
 import { loadConfig } from '../config/config.js';
 import { createLogger } from '../config/logger.js';
 import { openSqliteGuardrailState } from '../store/guardrail-state.js';
@@ -24,12 +25,14 @@ async function main(): Promise<void> {
   const identities = await loadIdentities(config.identitiesFile);
   const alertHmacSecret = await readOptionalSecret(config.alertHmacSecretFile);
   if (!alertHmacSecret) log.warn({ file: config.alertHmacSecretFile }, 'no alert HMAC secret: only bearer tokens can send alerts');
+  const approvalSigner = await readApprovalSigningKey(config.approvals.signingKeyFile);
+  if (!approvalSigner) log.warn({ file: config.approvals.signingKeyFile }, 'no approval signing key: every approval will be refused');
   const ledger = openSqliteLedger({ path: config.ledger.path });
   const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
   // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, log });
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, log });
   await app.listen({ host: config.api.host, port: config.api.port });
   const stop = async (signal: string) => {
     log.info({ signal }, 'closing the API');

@@ -6,7 +6,9 @@ import { createLimiter, rateLimited } from '../activities/connectors/rate-limit.
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
 import type { DirectoryConnector } from '../activities/connectors/types.js';
 import { createRemediationActivities, type RemediationDeps } from '../activities/remediation.js';
+import { readApprovalVerifyKeys } from '../config/approval-keys.js';
 import type { Config } from '../config/config.js';
+import type { ApprovalVerifyKey } from '../domain/index.js';
 import type { Logger } from '../config/logger.js';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine.js';
 import { loadGuardrails, noGuardrails, type Guardrails } from '../policies/guardrails.js';
@@ -34,6 +36,7 @@ export interface WorkerResources {
   policy: PolicyEngine;
   guardrails: Guardrails;
   guardrailState: GuardrailState;
+  approvalKeys: ApprovalVerifyKey[];
   connectors: Record<string, DirectoryConnector>;
   close(): Promise<void>;
 }
@@ -54,10 +57,12 @@ export async function buildWorkerResources(config: Config): Promise<WorkerResour
     const limit = guardrails.rateLimit(system);
     if (limit) connectors[system] = rateLimited(connector, createLimiter(limit));
   }
+  const approvalKeys = await readApprovalVerifyKeys(config.approvals.verifyKeysFile);
   const ledger = openSqliteLedger({ path: config.ledger.path });
   const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
   return {
     ledger,
+    approvalKeys,
     policy,
     guardrails,
     guardrailState,

@@ -12,6 +12,7 @@ async function main(): Promise<void> {
   const log = createLogger(config, 'cordon-worker');
   installTemporalRuntime(log);
   const resources = await buildWorkerResources(config);
+  if (resources.approvalKeys.length === 0) log.warn({ file: config.approvals.verifyKeysFile }, 'no approval verify keys: every approval will be refused');
   log.info({ policies: resources.policy.policyIds, policySetHash: resources.policy.policySetHash, guardrailsHash: resources.guardrails.hash, systems: Object.keys(resources.connectors) }, 'policies and guardrails loaded');
 
   const admin = await Connection.connect({ address: config.temporal.address });

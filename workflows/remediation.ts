@@ -15,14 +15,18 @@ import {
   type LocalActivityOptions,
   type RetryPolicy,
 } from '@temporalio/workflow';
+import type { ApprovalEvent, ApprovalNotice } from '../activities/notify/types.js';
 import type { ApplyResult, GuardrailBlock, RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
 import {
-  ApprovalRequest,
+  approvalSignatureProblem,
+  SignedApproval,
   isTerminal,
   nonRetryableErrorTypes,
   type AccountSnapshot,
   type Action,
   type ApprovalResult,
+  type ApprovalStage,
+  type ApprovalVerifyKey,
   type Alert,
   type Approval,
   type Decision,
@@ -33,6 +37,7 @@ import {
   type JournalEntry,
   type PauseReason,
   type Plan,
+  type Role,
   type RunId,
   type RunStatus,
   type RunView,
@@ -85,6 +90,8 @@ const reads = proxyActivities<RemediationActivities>(readOptions);
 const mutations = proxyActivities<RemediationActivities>(mutationOptions);
 const undos = proxyActivities<RemediationActivities>(undoOptions);
 const local = proxyLocalActivities<RemediationActivities>(localOptions);
+// Telling approvers is best effort: a few quick attempts, then the run goes on (the ledger says so).
+const notices = proxyActivities<RemediationActivities>({ startToCloseTimeout: '15s', scheduleToCloseTimeout: '1m', retry: retry(3) });
 
 /** How many times a run observes its target before it gives up on a plan that keeps changing. */
 const MAX_OBSERVATIONS = 4;
@@ -127,6 +134,13 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   let pausedReason: PauseReason | null = null;
   const approvals: Approval[] = [];
   const voidedApprovals: (Approval & { planDigest: string })[] = [];
+  const usedNonces = new Set<string>();
+  // Who may decide now: the policy's roles, widened when the approval escalates.
+  let approverRoles: Role[] = [];
+  let approvalKeys: ApprovalVerifyKey[] = [];
+  let approvalStage: ApprovalStage | null = null;
+  // Each notification channel's message for this run, so later notices update it.
+  let noticeRefs: Record<string, string> = {};
   const journal: JournalEntry[] = [];
   const timeline: RunView['timeline'] = [{ status, at: input.receivedAt }];
 
@@ -158,8 +172,11 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   };
 
   const approveCount = () => approvals.filter((a) => a.decision === 'approve').length;
-  const rejected = () => approvals.some((a) => a.decision === 'reject');
-  const quorum = () => decision !== null && approveCount() >= decision.requiredApprovals;
+  const rejectCount = () => approvals.filter((a) => a.decision === 'reject').length;
+  // reject-wins: one rejection rejects. majority: rejections must reach the quorum, and approvals
+  // must outnumber them.
+  const rejected = () => (decision?.rejectionRule === 'majority' ? rejectCount() >= decision.requiredApprovals : rejectCount() > 0);
+  const quorum = () => decision !== null && approveCount() >= decision.requiredApprovals && !rejected() && (decision.rejectionRule !== 'majority' || approveCount() > rejectCount());
 
   setHandler(getRunQuery, (): RunView => ({
     runId,
@@ -181,11 +198,15 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       outcome: decision.outcome,
       policies: decision.policies,
       requiredApprovals: decision.requiredApprovals,
-      approverRoles: decision.approverRoles,
       policySetHash: decision.policySetHash,
       reasons: decision.reasons,
+      rejectionRule: decision.rejectionRule,
+      escalation: decision.escalation,
       guardrails: decision.guardrails,
       approvalExpiresAt,
+      // Who may decide now (wider once escalated), and where the approval stands.
+      approverRoles: approverRoles.length > 0 ? approverRoles : decision.approverRoles,
+      approvalStage,
     },
     approvals: approvals.map((a) => ({ ...a })),
     voidedApprovals: voidedApprovals.map((a) => ({ ...a })),
@@ -201,6 +222,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   setHandler(
     decideApprovalUpdate,
     (request): ApprovalResult => {
+      usedNonces.add(request.nonce);
       approvals.push({
         approver: request.approver,
         decision: request.decision,
@@ -209,12 +231,14 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         ...(request.comment !== undefined ? { comment: request.comment } : {}),
       });
       const required = decision?.requiredApprovals ?? 0;
-      const next: RunStatus = request.decision === 'reject' ? 'rejected' : approveCount() >= required ? 'executing' : 'awaiting_approval';
+      const next: RunStatus = rejected() ? 'rejected' : quorum() ? 'executing' : 'awaiting_approval';
       return { status: next, approvals: approveCount(), required };
     },
     {
-      validator: (request: ApprovalRequest) => {
-        const parsed = ApprovalRequest.safeParse(request);
+      validator: (request: SignedApproval) => {
+        const parsed = SignedApproval.safeParse(request);
+        const unsigned = typeof request !== 'object' || request === null || !('signature' in request) || !('kid' in request);
+        if (unsigned) throw failure('ForgedApproval', 'the approval is not signed by the API');
         if (!parsed.success) {
           const issue = parsed.error.issues[0];
           throw failure('InvalidApproval', `invalid approval: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
@@ -222,6 +246,10 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         if (status !== 'awaiting_approval' || plan === null || decision === null) {
           throw failure('RunNotAwaitingApproval', `run ${runId} is ${status}, not awaiting approval`);
         }
+        // Only the API can sign: an update sent around it, altered, replayed or late is refused here.
+        const forged = approvalSignatureProblem(request, approvalKeys, runId, Date.now());
+        if (forged) throw failure('ForgedApproval', forged);
+        if (usedNonces.has(request.nonce)) throw failure('ForgedApproval', 'this signed approval was already used');
         if (request.planDigest !== plan.digest) {
           throw failure('StalePlanDigest', `plan digest ${request.planDigest} is not the current plan ${plan.digest}`);
         }
@@ -231,7 +259,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         if (approvals.some((a) => a.approver === request.approver)) {
           throw failure('DuplicateApproval', `${request.approver} has already decided on run ${runId}`);
         }
-        const allowed = decision.approverRoles;
+        const allowed = approverRoles;
         if (!request.roles.some((role) => allowed.includes(role))) {
           throw failure('MissingApproverRole', `deciding on run ${runId} needs one of the roles ${allowed.join(', ')}`);
         }
@@ -266,6 +294,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     CancellationScope.nonCancellable(async () => {
       runError = error;
       await setStatus(next, error?.message ?? reason);
+      // Approvers who were asked hear how it ended (executed, rejected, expired…).
+      if (Object.keys(noticeRefs).length > 0) await notify('finished');
     });
 
   /** Decides on a plan; ends the run `denied` and answers false when policy or a guardrail says no. */
@@ -281,14 +311,58 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     return true;
   };
 
-  /** Waits for a quorum; ends the run `rejected` or `expired` and answers false otherwise. */
+  /** Tells approvers where the approval stands (Slack and other channels); never fails the run. */
+  const notify = async (event: ApprovalEvent, extra: { elapsedPercent?: number } = {}): Promise<void> => {
+    if (plan === null || decision === null) return;
+    const notice: ApprovalNotice = {
+      event,
+      runId,
+      playbook: input.playbook,
+      status,
+      alert: { source: alert.source, kind: alert.kind, severity: alert.severity, subject: alert.subject.userName ?? alert.subject.id ?? '', summary: alert.summary ?? null },
+      requestedBy: requestedBy.name,
+      plan: {
+        digest: plan.digest,
+        actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, group: a.type === 'RemoveGroupMembership' ? a.group.display : null })),
+      },
+      requiredApprovals: decision.requiredApprovals,
+      approverRoles,
+      approvals: approvals.map((a) => ({ ...a })),
+      expiresAt: approvalExpiresAt,
+      ...extra,
+    };
+    try {
+      const answer = await notices.notifyApprovers({ notice, refs: noticeRefs });
+      noticeRefs = answer.refs;
+      if (answer.failed.length > 0) await record('notification.failed', `notify:${timeline.length}:${event}:${approvals.length}`, { event, failed: answer.failed });
+    } catch (error) {
+      await record('notification.failed', `notify:${timeline.length}:${event}:${approvals.length}`, { event, failed: [failureInfo(error).message] });
+    }
+  };
+
+  /**
+   * Waits for a quorum, reminding approvers at 50% and 80% of the window and widening the approvers to
+   * the escalation roles when the policy says so. Ends the run `rejected` or `expired` (never approved
+   * by default) and answers false otherwise.
+   */
   const awaitApprovals = async (current: Decision): Promise<boolean> => {
-    approvalExpiresAt = new Date(Date.now() + current.approvalTimeoutMs).toISOString();
+    const startedAt = Date.now();
+    const deadline = startedAt + current.approvalTimeoutMs;
+    approvalExpiresAt = new Date(deadline).toISOString();
+    approverRoles = [...current.approverRoles];
+    approvalStage = 'waiting';
+    approvalKeys = await local.approvalVerifyKeys();
     await setStatus('awaiting_approval', `${current.requiredApprovals} approval(s) needed by ${approvalExpiresAt}`);
-    const deadline = Date.now() + current.approvalTimeoutMs;
+    await notify('requested');
+    const milestones: { at: number; stage: ApprovalStage; percent?: number }[] = [
+      { at: startedAt + current.approvalTimeoutMs * 0.5, stage: 'reminded_50' as const, percent: 50 },
+      { at: startedAt + current.approvalTimeoutMs * 0.8, stage: 'reminded_80' as const, percent: 80 },
+      ...(current.escalation ? [{ at: startedAt + current.escalation.afterMs, stage: 'escalated' as const }] : []),
+    ].sort((a, b) => a.at - b.at);
     let recorded = 0;
     for (;;) {
-      const remaining = deadline - Date.now();
+      const next = milestones[0];
+      const remaining = Math.min(deadline, next?.at ?? deadline) - Date.now();
       const woke = remaining > 0 && (await condition(() => approvals.length > recorded || rejected() || quorum(), remaining));
       // Each decision goes to the ledger as it arrives, including those that never reach a quorum.
       for (; recorded < approvals.length; recorded++) {
@@ -299,8 +373,20 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
           { decision: approval.decision, channel: approval.channel, comment: approval.comment ?? null, at: approval.at, approvals: approvals.slice(0, recorded + 1).filter((a) => a.decision === 'approve').length, required: current.requiredApprovals },
           approval.approver,
         );
+        await notify('decision');
       }
-      if (!woke || rejected() || quorum()) break;
+      if (rejected() || quorum() || Date.now() >= deadline) break;
+      if (woke || !next || Date.now() < next.at) continue;
+      milestones.shift();
+      approvalStage = next.stage;
+      if (next.stage === 'escalated') {
+        approverRoles = [...new Set([...approverRoles, ...(current.escalation?.roles ?? [])])].sort();
+        await record('approval.escalated', `escalated:${plan!.digest.slice(0, 16)}`, { roles: approverRoles, afterMs: current.escalation?.afterMs ?? null });
+        await notify('escalated');
+      } else {
+        await record('approval.reminder', `reminder:${plan!.digest.slice(0, 16)}:${next.percent}`, { elapsedPercent: next.percent ?? null, approvals: approveCount(), required: current.requiredApprovals });
+        await notify('reminder', next.percent !== undefined ? { elapsedPercent: next.percent } : {});
+      }
     }
     // Checked in this order: a rejection wins over a quorum reached at the same moment, and an
     // approval accepted just before the deadline still counts.
@@ -313,6 +399,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       await finish('expired', { type: 'ApprovalExpired', message: `${approveCount()} of ${current.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed` });
       return false;
     }
+    approvalStage = 'approved';
     return true;
   };
 

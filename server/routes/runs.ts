@@ -1,12 +1,12 @@
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, isGrpcServiceError, type WorkflowExecutionDescription } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApprovalResult, ApprovalVerdict, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type ApprovalRequest } from '../../domain/index.js';
+import { ApprovalResult, ApprovalVerdict, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type Identity } from '../../domain/index.js';
 import { playbooks } from '../../playbooks/registry.js';
-import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
+import { getRunQuery } from '../../workflows/messages.js';
 import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
-import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerDeps } from '../app.js';
+import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerContext } from '../app.js';
+import { isTimeout } from '../approvals.js';
 
 /** The run status recorded in a workflow's search attributes. */
 export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescription, 'typedSearchAttributes'>): RunStatus {
@@ -30,7 +30,7 @@ const ApprovalBody = z.strictObject({
 });
 
 /** GET /v1/runs, GET /v1/runs/:runId, POST /v1/runs/:runId/approvals. */
-export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) => {
+export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps) => {
   const bearer = bearerAuth(deps.identities);
   const workerTimeoutMs = deps.workerTimeoutMs ?? 10_000;
 
@@ -94,10 +94,7 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
         return view;
       } catch (error) {
         if (error instanceof WorkflowNotFoundError) return sendError(reply, 'NotFound', `no run ${runId}`);
-        if (isGrpcServiceError(error) && error.code === 4 /* DEADLINE_EXCEEDED */) {
-          return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
-        }
-        if (isCancelledByTimeout(error)) return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
+        if (isTimeout(error)) return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
         throw error;
       }
     },
@@ -125,44 +122,93 @@ export const runRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) =>
       preValidation: rejectUnparsedBody,
     },
     async (request, reply) => {
-      const { runId } = request.params;
-      const identity = request.identity!;
-      const body = request.body;
-      const approval: ApprovalRequest = {
-        approver: identity.name,
-        roles: identity.roles,
+      const { body } = request;
+      const outcome = await deps.approvals.decide(request.params.runId, request.identity!, {
         decision: body.decision,
         planDigest: body.planDigest,
         channel: body.channel,
         ...(body.comment !== undefined ? { comment: body.comment } : {}),
-      };
-      try {
-        const result = await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () =>
-          deps.temporal.workflow.getHandle(runId).executeUpdate(decideApprovalUpdate, { args: [approval] }),
-        );
-        request.log.info({ runId, approver: identity.name, decision: body.decision, status: result.status }, 'approval accepted');
-        return result;
-      } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) {
-          const cause = error.cause;
-          const type = cause instanceof ApplicationFailure ? cause.type : undefined;
-          request.log.info({ runId, approver: identity.name, type }, 'approval refused');
-          return sendFailure(reply, type, cause?.message ?? error.message);
-        }
-        if (error instanceof WorkflowNotFoundError) {
-          // Temporal answers "not found" for an update to a run that has ended: tell the two apart.
-          const ended = await deps.temporal.workflow.getHandle(runId).describe().catch(() => undefined);
-          if (ended) return sendError(reply, 'RunNotAwaitingApproval', `run ${runId} has ended (${runStatusFromVisibility(ended)})`);
-          return sendError(reply, 'NotFound', `no run ${runId}`);
-        }
-        if (isCancelledByTimeout(error)) return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
-        throw error;
+      });
+      return outcome.ok ? outcome.result : sendFailure(reply, outcome.type, outcome.message);
+    },
+  );
+
+  app.get(
+    '/v1/inbox',
+    {
+      schema: {
+        summary: 'Runs awaiting the caller\'s decision: eligible by role now, not requested by them, not yet decided by them',
+        security: [{ bearer: [] }],
+        response: { 200: z.object({ runs: z.array(InboxItem) }), 401: ErrorBody },
+      },
+      onRequest: bearer,
+    },
+    async (request) => {
+      const identity = request.identity!;
+      const waiting: string[] = [];
+      for await (const execution of deps.temporal.workflow.list({ query: `WorkflowType = 'remediationWorkflow' AND ${CordonStatus.name} = 'awaiting_approval'`, pageSize: 100 })) {
+        waiting.push(execution.workflowId);
+        if (waiting.length >= INBOX_LIMIT) break;
       }
+      const views = await mapBounded(waiting, 8, (runId) =>
+        deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () => deps.temporal.workflow.getHandle(runId).query(getRunQuery)).catch(() => undefined),
+      );
+      const runs = views.filter((view): view is RunView => view !== undefined && mayDecide(view, identity)).map(inboxItem);
+      return { runs };
     },
   );
 };
 
-function isCancelledByTimeout(error: unknown): boolean {
-  const e = error as { name?: string; code?: number; cause?: unknown } | undefined;
-  return e?.name === 'TimeoutError' || e?.name === 'AbortError' || e?.code === 1 /* CANCELLED */ || (e?.cause !== undefined && isCancelledByTimeout(e.cause));
+/** The most runs the inbox looks at. */
+const INBOX_LIMIT = 200;
+
+/** A run in an approver's inbox. */
+export const InboxItem = z.object({
+  runId: z.string(),
+  playbook: z.string(),
+  alert: z.object({ source: z.string(), kind: z.string(), severity: z.string(), subject: z.string() }),
+  requestedBy: z.string(),
+  planDigest: z.string(),
+  actions: z.int(),
+  approvals: z.int(),
+  required: z.int(),
+  approverRoles: z.array(z.string()),
+  stage: z.string().nullable(),
+  expiresAt: z.string().nullable(),
+});
+export type InboxItem = z.infer<typeof InboxItem>;
+
+/** Whether `identity` may decide on a run now: awaiting approval, an eligible role, not the requester, not decided yet. */
+export function mayDecide(view: RunView, identity: Identity): boolean {
+  if (view.status !== 'awaiting_approval' || !view.decision || !view.plan) return false;
+  if (view.requestedBy === identity.name) return false;
+  if (view.approvals.some((a) => a.approver === identity.name)) return false;
+  return identity.roles.some((role) => view.decision!.approverRoles.includes(role));
+}
+
+function inboxItem(view: RunView): InboxItem {
+  return {
+    runId: view.runId,
+    playbook: view.playbook,
+    alert: { source: view.alert.source, kind: view.alert.kind, severity: view.alert.severity, subject: view.alert.subject.userName ?? view.alert.subject.id ?? '' },
+    requestedBy: view.requestedBy,
+    planDigest: view.plan!.digest,
+    actions: view.plan!.actions.length,
+    approvals: view.approvals.filter((a) => a.decision === 'approve').length,
+    required: view.decision!.requiredApprovals,
+    approverRoles: view.decision!.approverRoles,
+    stage: view.decision!.approvalStage,
+    expiresAt: view.decision!.approvalExpiresAt,
+  };
+}
+
+/** Maps with at most `concurrency` calls in flight, keeping order. */
+async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
+  return results;
 }

@@ -16,6 +16,7 @@ import { buildServer, type CordonServer } from '../../server/app.js';
 import { signAlert } from '../../server/hmac.js';
 import { identityStore } from '../../server/identities.js';
 import { openSqliteLedger, type Ledger } from '../../store/ledger.js';
+import { testSigningKey } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import type { TestOrg } from '../support/scim.js';
 import { alertFor, startWorker, type RunningWorker } from '../support/temporal.js';
@@ -55,6 +56,7 @@ beforeAll(async () => {
     ledger,
     guardrailState: env.guardrailState,
     identities,
+    approvalSigner: testSigningKey,
     alertHmacSecret: hmacSecret,
     log: pino({ level: 'info' }, capture),
     nowSeconds: () => now,
@@ -238,7 +240,16 @@ describe('POST /v1/runs/:runId/approvals', () => {
     const anonymous = await app.inject({ method: 'POST', url: `/v1/runs/${runId}/approvals`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ decision: 'approve', planDigest: digest }) });
     expect(anonymous.statusCode).toBe(401);
 
+    const inbox = async (who: keyof typeof tokens) =>
+      (await app.inject({ method: 'GET', url: '/v1/inbox', headers: bearer(who) })).json<{ runs: { runId: string; approvals: number; required: number }[] }>().runs.map((r) => r.runId);
+    expect(await inbox('bob')).toContain(runId);
+    expect(await inbox('carol')).toContain(runId);
+    expect(await inbox('alice')).not.toContain(runId);
+    expect(await inbox('oscar')).not.toContain(runId);
+
     const bob = await decide('bob', { decision: 'approve', planDigest: digest, comment: 'checked with HR' });
+    expect(await inbox('bob')).not.toContain(runId);
+    expect(await inbox('carol')).toContain(runId);
     expect(bob.statusCode).toBe(200);
     expect(bob.json()).toEqual({ status: 'awaiting_approval', approvals: 1, required: 2 });
     const again = await decide('bob', { decision: 'approve', planDigest: digest });
@@ -254,6 +265,16 @@ describe('POST /v1/runs/:runId/approvals', () => {
     ]);
     const late = await decide('carol', { decision: 'reject', planDigest: digest });
     expect([late.statusCode, late.json().error.type]).toEqual([409, 'RunNotAwaitingApproval']);
+
+    // Every refused attempt is in the ledger, with who, the channel and the reason.
+    const refused = (await ledger.entries({ runId })).filter((e) => e.kind === 'approval.refused');
+    expect(refused.map((e) => [e.actor, e.data.channel, e.data.reason])).toEqual([
+      ['alice', 'api', 'SeparationOfDuties'],
+      ['oscar', 'api', 'MissingApproverRole'],
+      ['bob', 'api', 'StalePlanDigest'],
+      ['bob', 'api', 'DuplicateApproval'],
+      ['carol', 'api', 'RunNotAwaitingApproval'],
+    ]);
   });
 
   it('answers 404 for an unknown run and 400 for a malformed run id', async () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runIdFor, type RunView } from '../../domain/index.js';
 import { loadGuardrails, type Guardrails } from '../../policies/guardrails.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
+import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
@@ -163,7 +164,7 @@ describe('drift between approval and execution', () => {
     await env.scim.client.patch('Groups', finance, [{ op: 'remove', path: `members[value eq "${user.id}"]` }]);
 
     const approve = (approver: string, planDigest: string) =>
-      handle.executeUpdate(decideApprovalUpdate, { args: [{ approver, roles: ['approver'], decision: 'approve', planDigest, channel: 'api' }] });
+      handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest, channel: 'api' })] });
     await approve('bob', oldDigest);
     await approve('carol', oldDigest);
 

@@ -8,10 +8,11 @@ import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type Workf
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
-import type { ApprovalRequest, Identity } from '../../domain/index.js';
+import type { ApprovalRequest, Identity, SignedApproval } from '../../domain/index.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine, type PolicyEngine } from '../../policies/engine.js';
 import type { Ledger } from '../../store/ledger.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
+import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import type { TestOrg, TestScim } from '../support/scim.js';
 import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
@@ -44,7 +45,7 @@ async function state(userId: string) {
 }
 
 function approval(handle: WorkflowHandle, request: ApprovalRequest) {
-  return handle.executeUpdate(decideApprovalUpdate, { args: [request] });
+  return handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, request)] });
 }
 
 async function refusal(promise: Promise<unknown>): Promise<string | undefined> {
@@ -144,6 +145,29 @@ describe('remediation workflow', () => {
     // The run is over: a late approval cannot land anywhere.
     await expect(approval(handle, { ...base, approver: 'dave', roles: ['approver'] })).rejects.toThrow();
     await expectReplays(handle);
+  });
+
+  it('refuses approvals that do not come signed from the API: unsigned, foreign key, altered, replayed, expired, for another run', async () => {
+    const user = await org.user('forge', ['admins']);
+    const handle = await startRun(client, env.taskQueue, alertFor({ userName: user.userName }), alice);
+    const waiting = await waitForStatus(handle, ['awaiting_approval']);
+    const request: ApprovalRequest = { approver: 'bob', roles: ['approver'], decision: 'approve', planDigest: waiting.plan!.digest, channel: 'api' };
+    const send = (approval: unknown) => refusal(handle.executeUpdate(decideApprovalUpdate, { args: [approval as SignedApproval] }));
+
+    expect(await send(request)).toBe('ForgedApproval');
+    expect(await send(signForTest(handle.workflowId, request, Date.now(), { kid: 'test', privateKey: 'ab'.repeat(32) }))).toBe('ForgedApproval');
+    expect(await send(signForTest(handle.workflowId, request, Date.now(), { kid: 'elsewhere', privateKey: 'ab'.repeat(32) }))).toBe('ForgedApproval');
+    expect(await send({ ...signForTest(handle.workflowId, request), approver: 'carol' })).toBe('ForgedApproval');
+    expect(await send({ ...signForTest(handle.workflowId, request), roles: ['approver', 'admin'] })).toBe('ForgedApproval');
+    expect(await send(signForTest(handle.workflowId, request, Date.now() - 10 * 60_000))).toBe('ForgedApproval');
+    expect(await send(signForTest(`run_${'0'.repeat(32)}`, request))).toBe('ForgedApproval');
+    const genuine = signForTest(handle.workflowId, request);
+    await handle.executeUpdate(decideApprovalUpdate, { args: [genuine] });
+    expect(await send(genuine)).toBe('ForgedApproval');
+
+    const run = await handle.query(getRunQuery);
+    expect(run.approvals.map((a) => a.approver)).toEqual(['bob']);
+    await handle.cancel();
   });
 
   it('ends rejected and changes nothing when one approver rejects', async () => {

@@ -6,6 +6,7 @@ import { expect, inject } from 'vitest';
 import { createRemediationActivities, type RemediationDeps } from '../../activities/remediation.js';
 import { runIdFor, type Alert, type Identity, type RunStatus, type RunView } from '../../domain/index.js';
 import { installTemporalRuntime } from '../../workers/runtime.js';
+import { testVerifyKeys } from './approval-keys.js';
 import { getRunQuery } from '../../workflows/messages.js';
 import type { RemediationInput } from '../../workflows/remediation.js';
 
@@ -37,7 +38,7 @@ export async function startWorker(options: RemediationDeps & { taskQueue: string
     namespace: 'default',
     taskQueue: options.taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
-    activities: createRemediationActivities(options),
+    activities: createRemediationActivities({ approvalKeys: testVerifyKeys, ...options }),
     shutdownGraceTime: '2s',
   });
   const running = worker.run();

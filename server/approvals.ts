@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { FastifyBaseLogger } from 'fastify';
+import type { ApprovalSigningKeyFile } from '../config/approval-keys.js';
+import {
+  APPROVAL_SIGNATURE_TTL_MS,
+  httpStatusOf,
+  signApprovalPayload,
+  type ApprovalResult,
+  type Channel,
+  type Identity,
+  type SignedApproval,
+} from '../domain/index.js';
+import type { Ledger } from '../store/ledger.js';
+import { decideApprovalUpdate } from '../workflows/messages.js';
+
+/** The API's approval signing key. */
+export type ApprovalSigningKey = ApprovalSigningKeyFile;
+
+/** What an approver decides, from whichever channel. */
+export interface ApprovalInput {
+  decision: 'approve' | 'reject';
+  planDigest: string;
+  comment?: string | undefined;
+  channel: Channel;
+}
+
+/** The workflow's answer, or why the decision was refused (type from the error catalogue). */
+export type ApprovalOutcome = { ok: true; result: ApprovalResult } | { ok: false; type: string; message: string; httpStatus: number };
+
+/** The one path every channel (API, CLI, web, Slack) takes to decide on a run. */
+export interface ApprovalService {
+  decide(runId: string, identity: Identity, input: ApprovalInput): Promise<ApprovalOutcome>;
+}
+
+export interface ApprovalServiceDeps {
+  temporal: Client;
+  ledger: Ledger;
+  signer: ApprovalSigningKey | undefined;
+  log: FastifyBaseLogger;
+  workerTimeoutMs?: number;
+}
+
+/**
+ * Signs the approver's decision (who, roles now, run, plan digest, a 5-minute validity and a
+ * single-use nonce) and sends it to the run as a Temporal Update; the workflow verifies the signature
+ * and every rule. A refusal, from here or from the workflow, is written to the ledger with its reason.
+ */
+export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
+  const workerTimeoutMs = deps.workerTimeoutMs ?? 10_000;
+
+  const refuse = async (runId: string, identity: Identity, input: ApprovalInput, type: string, message: string): Promise<ApprovalOutcome> => {
+    await deps.ledger.append({
+      kind: 'approval.refused',
+      actor: identity.name,
+      runId,
+      planDigest: /^[0-9a-f]{64}$/.test(input.planDigest) ? input.planDigest : null,
+      data: { channel: input.channel, decision: input.decision, reason: type, message },
+    });
+    deps.log.info({ runId, approver: identity.name, channel: input.channel, type }, 'approval refused');
+    return { ok: false, type, message, httpStatus: httpStatusOf(type) };
+  };
+
+  return {
+    async decide(runId, identity, input) {
+      if (!deps.signer) return refuse(runId, identity, input, 'ServiceUnavailable', 'approvals are not configured: the API has no signing key');
+      const issuedAt = Date.now();
+      const unsigned: Omit<SignedApproval, 'signature'> = {
+        approver: identity.name,
+        roles: identity.roles,
+        decision: input.decision,
+        planDigest: input.planDigest,
+        channel: input.channel,
+        ...(input.comment !== undefined ? { comment: input.comment } : {}),
+        runId,
+        issuedAt: new Date(issuedAt).toISOString(),
+        expiresAt: new Date(issuedAt + APPROVAL_SIGNATURE_TTL_MS).toISOString(),
+        nonce: randomBytes(16).toString('hex'),
+        kid: deps.signer.kid,
+      };
+      const signed = signApprovalPayload(unsigned, deps.signer.privateKey);
+      try {
+        const result = await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () =>
+          deps.temporal.workflow.getHandle(runId).executeUpdate(decideApprovalUpdate, { args: [signed] }),
+        );
+        deps.log.info({ runId, approver: identity.name, channel: input.channel, decision: input.decision, status: result.status }, 'approval accepted');
+        return { ok: true, result };
+      } catch (error) {
+        if (error instanceof WorkflowUpdateFailedError) {
+          const cause = error.cause;
+          const type = cause instanceof ApplicationFailure && cause.type ? cause.type : 'Internal';
+          return refuse(runId, identity, input, type, cause?.message ?? error.message);
+        }
+        if (error instanceof WorkflowNotFoundError) {
+          // Temporal answers "not found" for an update to a run that has ended: tell the two apart.
+          const ended = await deps.temporal.workflow.getHandle(runId).describe().catch(() => undefined);
+          if (ended) return refuse(runId, identity, input, 'RunNotAwaitingApproval', `run ${runId} has ended`);
+          return refuse(runId, identity, input, 'NotFound', `no run ${runId}`);
+        }
+        if (isTimeout(error)) return refuse(runId, identity, input, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
+        throw error;
+      }
+    },
+  };
+}
+
+/** Whether an error is a deadline or an abort (no worker answered in time). */
+export function isTimeout(error: unknown): boolean {
+  const e = error as { name?: string; code?: number; cause?: unknown } | undefined;
+  return e?.name === 'TimeoutError' || e?.name === 'AbortError' || e?.code === 1 /* CANCELLED */ || e?.code === 4 /* DEADLINE_EXCEEDED */ || (e?.cause !== undefined && isTimeout(e.cause));
+}

@@ -1,0 +1,22 @@
+import { randomBytes } from 'node:crypto';
+import { approvalPublicKey, signApprovalPayload, type ApprovalRequest, type ApprovalVerifyKey, type SignedApproval } from '../../domain/index.js';
+import type { ApprovalSigningKey } from '../../server/approvals.js';
+
+/** The key pair the tests' API signs approvals with, and the tests' workers verify them with. */
+export const testSigningKey: ApprovalSigningKey = { kid: 'test', privateKey: randomBytes(32).toString('hex') };
+export const testVerifyKeys: ApprovalVerifyKey[] = [{ kid: testSigningKey.kid, publicKey: approvalPublicKey(testSigningKey.privateKey) }];
+
+/** Signs an approval for a run as the API would (valid for 5 minutes from `nowMs`). */
+export function signForTest(runId: string, request: ApprovalRequest, nowMs = Date.now(), key: ApprovalSigningKey = testSigningKey): SignedApproval {
+  return signApprovalPayload(
+    {
+      ...request,
+      runId,
+      issuedAt: new Date(nowMs).toISOString(),
+      expiresAt: new Date(nowMs + 5 * 60_000).toISOString(),
+      nonce: randomBytes(16).toString('hex'),
+      kid: key.kid,
+    },
+    key.privateKey,
+  );
+}
