@@ -39,6 +39,20 @@ export const EnvSchema = z.object({
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
   CORDON_SCIM_URL: z.url().optional(),
   CORDON_SCIM_TOKEN_FILE: NonEmpty.optional(),
+  // The web UI: OIDC sign-in, sessions; the dev sign-in is for the embedded default only.
+  CORDON_OIDC_ISSUER: z.url().optional(),
+  CORDON_OIDC_CLIENT_ID: NonEmpty.optional(),
+  CORDON_OIDC_CLIENT_SECRET_FILE: NonEmpty.optional(),
+  CORDON_OIDC_ROLES_CLAIM: NonEmpty.default('roles'),
+  CORDON_OIDC_ROLE_MAP_FILE: NonEmpty.optional(),
+  CORDON_UI_SESSION_SECRET_FILE: NonEmpty.optional(),
+  CORDON_UI_DEV_SIGNIN: z.enum(['on', 'off']).default('off'),
+  // Slack: notifications (worker) and button clicks (API).
+  CORDON_SLACK_BOT_TOKEN_FILE: NonEmpty.optional(),
+  CORDON_SLACK_SIGNING_SECRET_FILE: NonEmpty.optional(),
+  CORDON_SLACK_CHANNEL: NonEmpty.optional(),
+  CORDON_SLACK_USER_MAP_FILE: NonEmpty.optional(),
+  CORDON_SLACK_API_URL: z.url().optional(),
   CORDON_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   // The embedded default (npm start) only.
   TEMPORAL_CLI_PATH: NonEmpty.optional(),
@@ -74,6 +88,12 @@ export interface Config {
   policyDir: string;
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
+  ui: {
+    sessionSecretFile: string;
+    devSignIn: boolean;
+    oidc: { issuer: string | undefined; clientId: string | undefined; clientSecretFile: string | undefined; rolesClaim: string; roleMapFile: string | undefined };
+  };
+  slack: { botTokenFile: string | undefined; signingSecretFile: string | undefined; channel: string | undefined; userMapFile: string | undefined; apiUrl: string | undefined };
   log: { level: Env['CORDON_LOG_LEVEL'] };
   dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number };
 }
@@ -121,6 +141,24 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       system: e.CORDON_SCIM_SYSTEM,
       baseUrl: e.CORDON_SCIM_URL,
       tokenFile: e.CORDON_SCIM_TOKEN_FILE ? path(e.CORDON_SCIM_TOKEN_FILE) : inData('scim-token'),
+    },
+    ui: {
+      sessionSecretFile: e.CORDON_UI_SESSION_SECRET_FILE ? path(e.CORDON_UI_SESSION_SECRET_FILE) : inData('ui-session.key'),
+      devSignIn: e.CORDON_UI_DEV_SIGNIN === 'on',
+      oidc: {
+        issuer: e.CORDON_OIDC_ISSUER,
+        clientId: e.CORDON_OIDC_CLIENT_ID,
+        clientSecretFile: e.CORDON_OIDC_CLIENT_SECRET_FILE ? path(e.CORDON_OIDC_CLIENT_SECRET_FILE) : undefined,
+        rolesClaim: e.CORDON_OIDC_ROLES_CLAIM,
+        roleMapFile: e.CORDON_OIDC_ROLE_MAP_FILE ? path(e.CORDON_OIDC_ROLE_MAP_FILE) : undefined,
+      },
+    },
+    slack: {
+      botTokenFile: e.CORDON_SLACK_BOT_TOKEN_FILE ? path(e.CORDON_SLACK_BOT_TOKEN_FILE) : undefined,
+      signingSecretFile: e.CORDON_SLACK_SIGNING_SECRET_FILE ? path(e.CORDON_SLACK_SIGNING_SECRET_FILE) : undefined,
+      channel: e.CORDON_SLACK_CHANNEL,
+      userMapFile: e.CORDON_SLACK_USER_MAP_FILE ? path(e.CORDON_SLACK_USER_MAP_FILE) : undefined,
+      apiUrl: e.CORDON_SLACK_API_URL,
     },
     log: { level: e.CORDON_LOG_LEVEL },
     dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT },

@@ -15,7 +15,11 @@ import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorBody,
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger } from '../store/ledger.js';
 import { createApprovalService, type ApprovalService, type ApprovalSigningKey } from './approvals.js';
+import { slackRoutes } from './chat/slack.js';
+import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
+import type { UiConfig } from './ui/config.js';
+import { uiRoutes } from './ui/routes.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
@@ -35,6 +39,10 @@ export interface ServerDeps {
   identities: IdentityStore;
   /** The key the API signs approvals with; approvals are refused when absent. */
   approvalSigner?: ApprovalSigningKey | undefined;
+  /** The web UI and how people sign in to it; no UI when absent. */
+  ui?: UiConfig | undefined;
+  /** Slack interactivity (approve / reject buttons); off when absent. */
+  slack?: SlackConfig | undefined;
   /** Shared secret for HMAC-signed alerts; HMAC is refused when absent. */
   alertHmacSecret?: Buffer | undefined;
   log: Logger;
@@ -127,6 +135,17 @@ export async function buildServer(deps: ServerDeps) {
   };
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, parseJson);
   app.addContentTypeParser(/^application\/[a-z.+-]*\+json$/, { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, parseJson);
+  // Forms (the web UI) and Slack's interactivity posts; the raw bytes are kept for Slack's signature.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (request, body, done) => {
+    const raw = Buffer.isBuffer(body) ? body : Buffer.from(body);
+    request.rawBody = raw;
+    const form: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const [key, value] of new URLSearchParams(raw.toString('utf8'))) {
+      if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+      form[key] = value;
+    }
+    done(null, form);
+  });
 
   await app.register(swagger, {
     openapi: {
@@ -174,6 +193,8 @@ export async function buildServer(deps: ServerDeps) {
   await app.register(auditRoutes, context);
   await app.register(killSwitchRoutes, context);
   await app.register(policyRoutes, context);
+  if (deps.ui) await app.register(uiRoutes, context);
+  if (deps.slack) await app.register(slackRoutes, context);
   return app;
 }
 
