@@ -96,6 +96,13 @@ describe('default policy set', () => {
     expect(decision.policySetHash).toBe(engine.policySetHash);
   });
 
+  it('escalates approvals about administrators to admins after 12 hours, and lets one rejection win', () => {
+    const decision = decideWith(engine, request({ severity: 'critical', groups: ['admins'] }));
+    expect(decision.escalation).toEqual({ afterMs: 12 * 60 * 60 * 1000, roles: ['admin'] });
+    expect(decision.rejectionRule).toBe('reject-wins');
+    expect(decideWith(engine, request({ severity: 'high', groups: ['engineering'] })).escalation).toBeNull();
+  });
+
   it('lists its policy ids and a 64-hex policy set hash', () => {
     expect(engine.policySetHash).toMatch(/^[0-9a-f]{64}$/);
     expect(engine.policyIds).toEqual([
@@ -267,6 +274,10 @@ describe('loading policies', () => {
     ['@expires("forever")', '@id("p")\n@decision("approve")\n@expires("forever")\npermit (principal, action, resource);\n', /@expires\("forever"\)/],
     ['@expires("8d")', '@id("p")\n@decision("approve")\n@expires("8d")\npermit (principal, action, resource);\n', /@expires\("8d"\)/],
     ['@approvers without @decision("approve")', '@id("p")\n@approvers("2")\npermit (principal, action, resource);\n', /@approvers only applies/],
+    ['@rejection("maybe")', '@id("p")\n@decision("approve")\n@rejection("maybe")\npermit (principal, action, resource);\n', /@rejection\("maybe"\)/],
+    ['@escalateAfter without @escalateRoles', '@id("p")\n@decision("approve")\n@escalateAfter("1h")\npermit (principal, action, resource);\n', /go together/],
+    ['@escalateAfter after the window', '@id("p")\n@decision("approve")\n@expires("1h")\n@escalateAfter("2h")\n@escalateRoles("admin")\npermit (principal, action, resource);\n', /before the approval window ends/],
+    ['@escalateRoles naming an unknown role', '@id("p")\n@decision("approve")\n@escalateAfter("1h")\n@escalateRoles("ciso")\npermit (principal, action, resource);\n', /@escalateRoles names an unknown role "ciso"/],
     ['@decision("approve") on a forbid', '@id("p")\n@decision("approve")\nforbid (principal, action, resource);\n', /only applies to a permit/],
   ])('refuses %s, naming the annotation', async (_name, text, reason) => {
     const error = await loadError(await policyDir({ 'p.cedar': `// header\n\n${text}` }));
