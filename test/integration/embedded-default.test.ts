@@ -137,6 +137,11 @@ describe('npm start (the embedded default)', () => {
     expect(waiting.status).toBe('awaiting_approval');
     expect(waiting.decision).toMatchObject({ outcome: 'approve', requiredApprovals: 2 });
 
+    const bobInbox = await cordon('--as', 'bob', '--json', 'inbox');
+    expect((JSON.parse(bobInbox.stdout) as { runs: { runId: string }[] }).runs.map((r) => r.runId)).toContain(adminRun);
+    const aliceInbox = await cordon('--as', 'alice', 'inbox');
+    expect(aliceInbox.stdout).toContain('nothing awaits your decision');
+
     const self = await cordon('--as', 'alice', 'approve', adminRun);
     expect(self.code).toBe(3);
     expect(self.stderr).toContain('SeparationOfDuties');
