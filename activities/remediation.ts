@@ -22,7 +22,7 @@ import type { PolicyEngine } from '../policies/engine.js';
 import { decideRun, noGuardrails, planConnectors, type Guardrails } from '../policies/guardrails.js';
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger, LedgerData } from '../store/ledger.js';
-import type { AccountRef, DirectoryConnector } from './connectors/types.js';
+import type { AccountRef, ChangeResult, DirectoryConnector, ObjectHandle } from './connectors/types.js';
 import type { ApprovalNotice, ApprovalNotifier } from './notify/types.js';
 import { heartbeatIfActivity, withTypedFailures } from './failures.js';
 
@@ -97,6 +97,18 @@ export interface RecordInput {
 
 const SYSTEM_ACTOR = 'cordon';
 
+/** The handle a connector needs for a target: its immutable id, and the system's name for it. */
+function handleOf(target: { id: string; name?: string | undefined }): ObjectHandle {
+  return target.name !== undefined ? { id: target.id, name: target.name } : { id: target.id };
+}
+
+/** A connector operation a playbook needs; refused (not retryable) when the connector does not offer it. */
+function operation<K extends keyof DirectoryConnector>(connector: DirectoryConnector, name: K): NonNullable<DirectoryConnector[K]> {
+  const fn = connector[name];
+  if (typeof fn !== 'function') throw new CordonError('UnsupportedOperation', `the ${connector.system} connector cannot ${String(name)}`);
+  return (fn as (...args: unknown[]) => unknown).bind(connector) as NonNullable<DirectoryConnector[K]>;
+}
+
 /** The idempotency key of an action within a run and a plan. */
 export function actionKey(runId: string, actionId: string, digest: string): string {
   return `${runId}:${actionId}:${digest.slice(0, 16)}`;
@@ -145,7 +157,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
     const snapshot = await connector.readAccount(subject);
     const playbook = playbookForKind(alert.kind);
     const needsPopulation = playbook && guardrails.forPlaybook(playbook.name).maxTargetsPerRun?.percentOfPopulation !== undefined;
-    return needsPopulation ? { ...snapshot, population: await connector.countAccounts() } : snapshot;
+    return needsPopulation ? { ...snapshot, population: await operation(connector, 'countAccounts')() } : snapshot;
   };
 
   const planFor = (alert: Alert, snapshot: AccountSnapshot): Plan => {
@@ -175,14 +187,15 @@ export function createRemediationActivities(deps: RemediationDeps) {
     return { kind, at: snapshot.observedAt, observed };
   };
 
-  const apply = async (connector: DirectoryConnector, action: Action, restore: boolean) => {
+  const apply = async (connector: DirectoryConnector, action: Action, restore: boolean): Promise<ChangeResult> => {
+    const account = handleOf(action.target);
     switch (action.type) {
       case 'DisableAccount':
-        return connector.setAccountActive(action.target.id, restore);
+        return operation(connector, 'setAccountActive')(account, restore);
       case 'RemoveGroupMembership':
         return restore
-          ? connector.addGroupMember(action.group.id, action.target.id)
-          : connector.removeGroupMember(action.group.id, action.target.id);
+          ? operation(connector, 'addGroupMember')(handleOf(action.group), account)
+          : operation(connector, 'removeGroupMember')(handleOf(action.group), account);
     }
   };
 

@@ -29,6 +29,7 @@ export const ErrorCatalogue = {
   ConnectorRejected: { httpStatus: 502, retryable: false, summary: 'the system of record refused the request (4xx)' },
   ConnectorUnavailable: { httpStatus: 503, retryable: true, summary: 'the system of record is unreachable or failing (5xx)' },
   ConcurrentModification: { httpStatus: 409, retryable: true, summary: 'the target changed while Cordon was acting; re-read and retry' },
+  UnsupportedOperation: { httpStatus: 422, retryable: false, summary: 'the connector of this system does not offer the operation the playbook needs' },
   UnknownSystem: { httpStatus: 422, retryable: false, summary: 'no connector is configured for this system' },
   UnknownPlaybook: { httpStatus: 422, retryable: false, summary: 'no such playbook' },
   PolicyEvaluationFailed: { httpStatus: 500, retryable: false, summary: 'the policy engine could not evaluate the request' },

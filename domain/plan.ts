@@ -3,30 +3,58 @@ import { SystemName } from './alert.js';
 import { canonicalJson } from './canonical-json.js';
 import { sha256Hex } from './sha256.js';
 
-/** An identity or object in a system of record, by its immutable id. `display` is for people only. */
+/**
+ * An identity or object in a system of record, by its immutable id. `name` is the system's own handle
+ * when calls need one that is not the id (an AWS user name, an LDAP DN); connectors check that it still
+ * names the object with this id. `display` is for people only.
+ */
 export const Target = z.strictObject({
   system: SystemName,
-  id: z.string().min(1).max(256),
+  id: z.string().min(1).max(512),
+  name: z.string().min(1).max(512).optional(),
   display: z.string().max(256),
 });
 export type Target = z.infer<typeof Target>;
 
-/** A group as observed in a directory. */
+/** A group as observed in a directory (`name`: the system's handle, when not the id). */
 export const GroupRef = z.strictObject({
-  id: z.string().min(1).max(256),
+  id: z.string().min(1).max(512),
+  name: z.string().min(1).max(512).optional(),
   displayName: z.string().max(256),
 });
 export type GroupRef = z.infer<typeof GroupRef>;
 
 /** An account as observed in a directory. */
 export const AccountState = z.strictObject({
-  id: z.string().min(1).max(256),
+  id: z.string().min(1).max(512),
   userName: z.string().max(256),
+  /** The system's handle for the account when it is not the id (AWS user or role name, LDAP DN). */
+  name: z.string().min(1).max(512).optional(),
   displayName: z.string().max(256).optional(),
+  /** A person's account, or a non-human identity: an IAM role, a service account. */
+  kind: z.enum(['user', 'role', 'service']).optional(),
   active: z.boolean(),
   version: z.string().max(128).optional(),
 });
 export type AccountState = z.infer<typeof AccountState>;
+
+/** A credential of an account (an access key), with its last use where the system records it. */
+export const CredentialState = z.strictObject({
+  id: z.string().min(1).max(256),
+  active: z.boolean(),
+  createdAt: z.iso.datetime({ offset: true }).nullable(),
+  lastUsedAt: z.iso.datetime({ offset: true }).nullable(),
+  lastUsedService: z.string().max(128).nullable(),
+  lastUsedRegion: z.string().max(64).nullable(),
+});
+export type CredentialState = z.infer<typeof CredentialState>;
+
+/** A permission policy attached to an account (an IAM managed policy), by its id (ARN). */
+export const PolicyRef = z.strictObject({
+  id: z.string().min(1).max(2048),
+  displayName: z.string().max(256),
+});
+export type PolicyRef = z.infer<typeof PolicyRef>;
 
 /** What observe read: an account and the groups it belongs to, at one moment. */
 export const AccountSnapshot = z.strictObject({
@@ -34,6 +62,10 @@ export const AccountSnapshot = z.strictObject({
   observedAt: z.iso.datetime(),
   account: AccountState,
   groups: z.array(GroupRef).max(1000),
+  /** Credentials, where the system has them (AWS access keys). */
+  credentials: z.array(CredentialState).max(100).optional(),
+  /** Attached permission policies, where the system has them (IAM managed policies). */
+  policies: z.array(PolicyRef).max(200).optional(),
   /** How many accounts the system holds; read only when a percentage cap needs it. */
   population: z.int().min(0).optional(),
 });

@@ -1,4 +1,5 @@
 import type { DirectoryConnector } from './types.js';
+import { wrapConnector } from './wrap.js';
 
 /** Calls per second and calls in flight allowed towards one connector, from one worker. */
 export interface RateLimitOptions {
@@ -79,13 +80,5 @@ export function createLimiter(options: RateLimitOptions): Limiter {
 
 /** Wraps every call of a connector in a limiter. */
 export function rateLimited(connector: DirectoryConnector, limiter: Limiter): DirectoryConnector {
-  return {
-    system: connector.system,
-    readAccount: (ref) => limiter.run(() => connector.readAccount(ref)),
-    countAccounts: () => limiter.run(() => connector.countAccounts()),
-    setAccountActive: (id, active) => limiter.run(() => connector.setAccountActive(id, active)),
-    isGroupMember: (group, id) => limiter.run(() => connector.isGroupMember(group, id)),
-    removeGroupMember: (group, id) => limiter.run(() => connector.removeGroupMember(group, id)),
-    addGroupMember: (group, id) => limiter.run(() => connector.addGroupMember(group, id)),
-  };
+  return wrapConnector(connector, (_operation, _args, call) => limiter.run(call));
 }

@@ -8,12 +8,14 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
+import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { runCli } from '../../cli/main.js';
 import type { RunView } from '../../domain/index.js';
 import { loadGuardrails } from '../../policies/guardrails.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { identityStore } from '../../server/identities.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import { defaultDirection } from '../support/faults.js';
 import { alertFor, startWorker, type RunningWorker } from '../support/temporal.js';
 
 const token = () => `tok_${randomBytes(16).toString('hex')}`;
@@ -34,21 +36,13 @@ const mutationStarts: number[] = [];
 
 /** The real connector, recording when each mutation starts and holding it 300 ms so that runs overlap. */
 function recording(inner: DirectoryConnector): DirectoryConnector {
-  const mutate = async <T>(call: () => Promise<T>): Promise<T> => {
+  return wrapConnector(inner, async (operation, args, call) => {
+    if (defaultDirection(operation, args) === undefined) return call();
     mutationStarts.push(Date.now());
     const result = await call();
     await new Promise((r) => setTimeout(r, 300));
     return result;
-  };
-  return {
-    ...inner,
-    readAccount: (ref) => inner.readAccount(ref),
-    countAccounts: () => inner.countAccounts(),
-    isGroupMember: (g, a) => inner.isGroupMember(g, a),
-    setAccountActive: (a, active) => mutate(() => inner.setAccountActive(a, active)),
-    removeGroupMember: (g, a) => mutate(() => inner.removeGroupMember(g, a)),
-    addGroupMember: (g, a) => mutate(() => inner.addGroupMember(g, a)),
-  };
+  });
 }
 
 beforeAll(async () => {

@@ -251,7 +251,8 @@ describe('approval expiry', () => {
     const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
     await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
     const file = join(dir, 'default.cedar');
-    await writeFile(file, (await readFile(file, 'utf8')).replaceAll('@expires("24h")', '@expires("2s")'));
+    const text = (await readFile(file, 'utf8')).replaceAll('@expires("24h")', '@expires("2s")');
+    await writeFile(file, text.replace('@escalateAfter("12h")\n', '').replace('@escalateRoles("admin")\n', ''));
     const shortPolicy = await loadPolicyEngine(dir);
     shortQueue = `${env.taskQueue}-expiry`;
     shortWorker = await startWorker({ taskQueue: shortQueue, connectors: { scim: connector }, ledger, policy: shortPolicy });

@@ -2,15 +2,14 @@
 // typed failures, and filter values that cannot widen a search.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ScimClient } from '../../activities/connectors/scim/scim-client.js';
-import { createScimConnector } from '../../activities/connectors/scim/scim-connector.js';
-import type { DirectoryConnector } from '../../activities/connectors/types.js';
+import { createScimConnector, type ScimConnector } from '../../activities/connectors/scim/scim-connector.js';
 import { CordonError } from '../../domain/index.js';
 import { freePort } from '../../dev/processes.js';
 import { startScim, TestOrg, type TestScim } from '../support/scim.js';
 
 let scim: TestScim;
 let org: TestOrg;
-let connector: DirectoryConnector;
+let connector: ScimConnector;
 
 beforeAll(async () => {
   scim = await startScim();
@@ -65,25 +64,25 @@ describe('SCIM connector', () => {
 
   it('disables and re-enables an account, changing it only when needed', async () => {
     const user = await org.user('toggle', []);
-    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: true, before: { active: true } });
+    expect(await connector.setAccountActive({ id: user.id }, false)).toEqual({ changed: true, before: { active: true } });
     expect((await connector.readAccount({ id: user.id })).account.active).toBe(false);
-    expect(await connector.setAccountActive(user.id, false)).toEqual({ changed: false, before: { active: false } });
-    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: true, before: { active: false } });
+    expect(await connector.setAccountActive({ id: user.id }, false)).toEqual({ changed: false, before: { active: false } });
+    expect(await connector.setAccountActive({ id: user.id }, true)).toEqual({ changed: true, before: { active: false } });
     expect((await connector.readAccount({ id: user.id })).account.active).toBe(true);
-    expect(await connector.setAccountActive(user.id, true)).toEqual({ changed: false, before: { active: true } });
+    expect(await connector.setAccountActive({ id: user.id }, true)).toEqual({ changed: false, before: { active: true } });
   });
 
   it('removes and restores one group membership, leaving other members alone', async () => {
     const user = await org.user('member', ['finance']);
     const other = await org.user('colleague', ['finance']);
     const finance = await org.groupId('finance');
-    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: true, before: { member: true } });
-    expect(await connector.isGroupMember(finance, user.id)).toBe(false);
-    expect(await connector.isGroupMember(finance, other.id)).toBe(true);
-    expect(await connector.removeGroupMember(finance, user.id)).toEqual({ changed: false, before: { member: false } });
-    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: true, before: { member: false } });
-    expect(await connector.addGroupMember(finance, user.id)).toEqual({ changed: false, before: { member: true } });
-    expect(await connector.isGroupMember(finance, user.id)).toBe(true);
+    expect(await connector.removeGroupMember({ id: finance }, { id: user.id })).toEqual({ changed: true, before: { member: true } });
+    expect(await connector.isGroupMember({ id: finance }, { id: user.id })).toBe(false);
+    expect(await connector.isGroupMember({ id: finance }, { id: other.id })).toBe(true);
+    expect(await connector.removeGroupMember({ id: finance }, { id: user.id })).toEqual({ changed: false, before: { member: false } });
+    expect(await connector.addGroupMember({ id: finance }, { id: user.id })).toEqual({ changed: true, before: { member: false } });
+    expect(await connector.addGroupMember({ id: finance }, { id: user.id })).toEqual({ changed: false, before: { member: true } });
+    expect(await connector.isGroupMember({ id: finance }, { id: user.id })).toBe(true);
   });
 
   it('sends writes conditionally: a stale version is refused as ConcurrentModification (retryable)', async () => {

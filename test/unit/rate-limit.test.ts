@@ -210,19 +210,20 @@ describe('rate-limited connectors', () => {
 
     expect(limited.system).toBe('scim');
     expect(await limited.readAccount({ userName: 'dana.reyes' })).toEqual(snapshot);
-    expect(await limited.countAccounts()).toBe(24);
-    expect(await limited.setAccountActive('u-1', false)).toEqual({ changed: true, before: { active: true } });
-    expect(await limited.isGroupMember('g-1', 'u-1')).toBe(true);
-    expect(await limited.removeGroupMember('g-1', 'u-1')).toEqual({ changed: true, before: { member: true } });
-    expect(await limited.addGroupMember('g-2', 'u-1')).toEqual({ changed: false, before: { member: true } });
+    expect(await limited.countAccounts!()).toBe(24);
+    expect(await limited.setAccountActive!({ id: 'u-1' }, false)).toEqual({ changed: true, before: { active: true } });
+    expect(await limited.isGroupMember!({ id: 'g-1' }, { id: 'u-1' })).toBe(true);
+    expect(await limited.removeGroupMember!({ id: 'g-1' }, { id: 'u-1' })).toEqual({ changed: true, before: { member: true } });
+    expect(await limited.addGroupMember!({ id: 'g-2' }, { id: 'u-1' })).toEqual({ changed: false, before: { member: true } });
+    expect(limited.setCredentialActive).toBeUndefined();
 
     expect(calls).toEqual([
       ['readAccount', { userName: 'dana.reyes' }],
       ['countAccounts'],
-      ['setAccountActive', 'u-1', false],
-      ['isGroupMember', 'g-1', 'u-1'],
-      ['removeGroupMember', 'g-1', 'u-1'],
-      ['addGroupMember', 'g-2', 'u-1'],
+      ['setAccountActive', { id: 'u-1' }, false],
+      ['isGroupMember', { id: 'g-1' }, { id: 'u-1' }],
+      ['removeGroupMember', { id: 'g-1' }, { id: 'u-1' }],
+      ['addGroupMember', { id: 'g-2' }, { id: 'u-1' }],
     ]);
     expect(limiter.stats()).toMatchObject({ inFlight: 0, calls: 6 });
   });
@@ -239,10 +240,10 @@ describe('rate-limited connectors', () => {
     });
     const limited = rateLimited(connector, limiter);
 
-    const fails = limited.setAccountActive('u-1', false);
+    const fails = limited.setAccountActive!({ id: 'u-1' }, false);
     const next = limited.readAccount({ id: 'u-1' });
     await flush();
-    expect(calls).toEqual([['setAccountActive', 'u-1', false]]);
+    expect(calls).toEqual([['setAccountActive', { id: 'u-1' }, false]]);
     expect(limiter.stats().inFlight).toBe(1);
 
     failing.reject(new Error('connector unavailable'));

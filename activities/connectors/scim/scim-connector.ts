@@ -6,8 +6,11 @@ function isMember(group: ScimGroup, accountId: string): boolean {
   return (group.members ?? []).some((m) => m.value === accountId);
 }
 
+/** What the SCIM connector offers: accounts and group memberships. */
+export type ScimConnector = DirectoryConnector & Required<Pick<DirectoryConnector, 'countAccounts' | 'setAccountActive' | 'isGroupMember' | 'removeGroupMember' | 'addGroupMember'>>;
+
 /** A directory connector over a SCIM 2.0 service provider. */
-export function createScimConnector(system: string, options: ScimClientOptions | ScimClient): DirectoryConnector {
+export function createScimConnector(system: string, options: ScimClientOptions | ScimClient): ScimConnector {
   const client = options instanceof ScimClient ? options : new ScimClient(options);
 
   const findAccount = async (ref: AccountRef): Promise<ScimUser> => {
@@ -55,7 +58,8 @@ export function createScimConnector(system: string, options: ScimClientOptions |
 
     countAccounts: () => client.countUsers(),
 
-    async setAccountActive(accountId, active): Promise<ChangeResult> {
+    async setAccountActive(account, active): Promise<ChangeResult> {
+      const accountId = account.id;
       const user = await client.getUser(accountId);
       const before = { active: user.active ?? true };
       if (before.active === active) return { changed: false, before };
@@ -63,11 +67,12 @@ export function createScimConnector(system: string, options: ScimClientOptions |
       return { changed: true, before };
     },
 
-    async isGroupMember(groupId, accountId) {
-      return isMember(await client.getGroup(groupId), accountId);
+    async isGroupMember(group, account) {
+      return isMember(await client.getGroup(group.id), account.id);
     },
 
-    async removeGroupMember(groupId, accountId): Promise<ChangeResult> {
+    async removeGroupMember(groupHandle, account): Promise<ChangeResult> {
+      const [groupId, accountId] = [groupHandle.id, account.id];
       const group = await client.getGroup(groupId);
       if (!isMember(group, accountId)) return { changed: false, before: { member: false } };
       const path = `members[value eq ${JSON.stringify(accountId)}]`;
@@ -75,7 +80,8 @@ export function createScimConnector(system: string, options: ScimClientOptions |
       return { changed: true, before: { member: true } };
     },
 
-    async addGroupMember(groupId, accountId): Promise<ChangeResult> {
+    async addGroupMember(groupHandle, account): Promise<ChangeResult> {
+      const [groupId, accountId] = [groupHandle.id, account.id];
       const group = await client.getGroup(groupId);
       if (isMember(group, accountId)) return { changed: false, before: { member: true } };
       await client.patch('Groups', groupId, [{ op: 'add', path: 'members', value: [{ value: accountId }] }], group.meta?.version);
