@@ -52,3 +52,26 @@ export async function ensureScimServer(projectRoot: string, python = 'python3', 
   if (!(await importable())) throw new Error(`${SCIM2_SERVER_PACKAGE} was installed into ${tools} but does not import`);
   return { python: venvPython, scim2Server };
 }
+
+/** The AWS IAM endpoint the AWS playbooks are tested and demonstrated against. */
+export const MOTO_PACKAGE = 'moto[server]==5.2.5';
+
+/**
+ * Makes sure `.tools` has moto's server (an AWS API on 127.0.0.1) and returns its path. Unlike
+ * scim2-server it is optional for the embedded default: callers decide what a failure means.
+ */
+export async function ensureMotoServer(projectRoot: string, python = 'python3', log: (m: string) => void = () => undefined): Promise<string> {
+  const tools = resolve(projectRoot, '.tools');
+  const moto = join(tools, 'bin', 'moto_server');
+  if (await executable(moto)) return moto;
+  try {
+    log(`Installing ${MOTO_PACKAGE} into ${tools} …`);
+    if (!(await executable(join(tools, 'bin', 'pip')))) await run(python, ['-m', 'venv', tools], { timeout: 120_000 });
+    await run(join(tools, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', MOTO_PACKAGE], { timeout: 900_000 });
+  } catch (error) {
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') || (error as Error).message;
+    throw new Error(`could not install ${MOTO_PACKAGE} into ${tools}:\n${detail}\nInstall it by hand: .tools/bin/pip install '${MOTO_PACKAGE}'`, { cause: error });
+  }
+  if (!(await executable(moto))) throw new Error(`${MOTO_PACKAGE} was installed into ${tools} but ${moto} is missing`);
+  return moto;
+}

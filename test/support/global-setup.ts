@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
 import { PROJECT_ROOT } from '../../config/config.js';
 import { freePort } from '../../dev/processes.js';
-import { ensureScimServer } from '../../dev/python-tools.js';
+import { ensureMotoServer, ensureScimServer } from '../../dev/python-tools.js';
 import { provisionTemporalCli } from '../../dev/temporal-cli.js';
 import { startTemporalDevServer } from '../../dev/temporal-server.js';
 import { WORKFLOWS_PATH } from '../../workers/build.js';
@@ -18,6 +19,9 @@ declare module 'vitest' {
     workflowBundlePath: string;
     scim2ServerPath: string;
     toolsPython: string;
+    motoServerPath: string;
+    /** Debian's slapd (apt-get install slapd ldap-utils); the LDAP tests need it. */
+    slapdPath: string;
   }
 }
 
@@ -29,6 +33,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const log = (line: string) => process.stderr.write(`[setup] ${line}\n`);
   const cli = await provisionTemporalCli({ projectRoot: PROJECT_ROOT, log });
   const tools = await ensureScimServer(PROJECT_ROOT, 'python3', log);
+  const moto = await ensureMotoServer(PROJECT_ROOT, 'python3', log);
+  const slapd = ['/usr/sbin/slapd', '/usr/local/sbin/slapd'].find((p) => existsSync(p));
+  if (!slapd) throw new Error('slapd is not installed: apt-get install -y slapd ldap-utils (the LDAP connector tests run a private slapd)');
   const dir = await mkdtemp(join(tmpdir(), 'cordon-test-'));
   const server = await startTemporalDevServer({ cliPath: cli.path, port: await freePort(), logFile: join(dir, 'temporal.log') });
   log(`Temporal dev server at ${server.address} (pid ${server.process.pid})`);
@@ -41,6 +48,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('workflowBundlePath', bundlePath);
   project.provide('scim2ServerPath', tools.scim2Server);
   project.provide('toolsPython', tools.python);
+  project.provide('motoServerPath', moto);
+  project.provide('slapdPath', slapd);
 
   return async () => {
     await server.stop();
