@@ -57,7 +57,8 @@ export interface Scim2Server {
 /** Starts the `scim2-server` CLI (from PyPI) on a free 127.0.0.1 port and waits until it answers. */
 export async function startScim2Server(options: { scim2ServerPath: string; logFile: string }): Promise<Scim2Server> {
   const port = await freePort();
-  const token = randomBytes(18).toString('base64url');
+  // Hex: a token starting with '-' would be read as an option of the command line.
+  const token = randomBytes(18).toString('hex');
   const child = spawnManaged('scim2-server', options.scim2ServerPath, {
     args: ['--hostname', '127.0.0.1', '--port', String(port), '--bearer-token', token],
     env: { ...process.env, PYTHONUNBUFFERED: '1' },

@@ -16,6 +16,8 @@ export type IdentitiesFile = z.infer<typeof IdentitiesFile>;
 /** Resolves bearer tokens to identities. */
 export interface IdentityStore {
   authenticate(token: string): Identity | undefined;
+  /** The identity with this name and its roles now, or undefined (for channels that name people, like Slack). */
+  identity(name: string): Identity | undefined;
   names(): string[];
 }
 
@@ -31,6 +33,10 @@ export function identityStore(file: IdentitiesFile): IdentityStore {
       let found: Identity | undefined;
       for (const entry of entries) if (timingSafeEqual(entry.digest, presented)) found = { name: entry.name, roles: [...entry.roles] };
       return found;
+    },
+    identity(name) {
+      const entry = entries.find((e) => e.name === name);
+      return entry ? { name: entry.name, roles: [...entry.roles] } : undefined;
     },
     names: () => entries.map((e) => e.name),
   };

@@ -1,13 +1,16 @@
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { createLimiter, rateLimited } from '../activities/connectors/rate-limit.js';
+import { WebClient } from '@slack/web-api';
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
+import { createSlackNotifier, slackLogger } from '../activities/notify/slack.js';
+import type { ApprovalNotifier } from '../activities/notify/types.js';
 import type { DirectoryConnector } from '../activities/connectors/types.js';
 import { createRemediationActivities, type RemediationDeps } from '../activities/remediation.js';
 import { readApprovalVerifyKeys } from '../config/approval-keys.js';
 import type { Config } from '../config/config.js';
+import { readSecretFile } from '../config/secrets.js';
 import type { ApprovalVerifyKey } from '../domain/index.js';
 import type { Logger } from '../config/logger.js';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine.js';
@@ -18,18 +21,6 @@ import { openSqliteLedger, type Ledger } from '../store/ledger.js';
 /** The workflow code a worker runs. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-/** Reads a secret from a file, trimmed; throws naming the file and the setting. */
-export async function readSecretFile(path: string, setting: string): Promise<string> {
-  let value: string;
-  try {
-    value = (await readFile(path, 'utf8')).trim();
-  } catch (error) {
-    throw new Error(`${setting}: cannot read ${path}: ${(error as Error).message}`, { cause: error });
-  }
-  if (value.length === 0) throw new Error(`${setting}: ${path} is empty`);
-  return value;
-}
-
 /** The clients a worker's activities use, built from config. */
 export interface WorkerResources {
   ledger: Ledger;
@@ -37,6 +28,7 @@ export interface WorkerResources {
   guardrails: Guardrails;
   guardrailState: GuardrailState;
   approvalKeys: ApprovalVerifyKey[];
+  notifiers: ApprovalNotifier[];
   connectors: Record<string, DirectoryConnector>;
   close(): Promise<void>;
 }
@@ -45,7 +37,7 @@ export interface WorkerResources {
  * Builds the real clients from config: policy engine and guardrails (validated now: a bad file stops
  * startup), ledger and guardrail state, connectors behind their rate limits.
  */
-export async function buildWorkerResources(config: Config): Promise<WorkerResources> {
+export async function buildWorkerResources(config: Config, log: Logger): Promise<WorkerResources> {
   const policy = await loadPolicyEngine(config.policyDir);
   const guardrails = existsSync(config.guardrailsFile) ? await loadGuardrails(config.guardrailsFile) : noGuardrails();
   const connectors: Record<string, DirectoryConnector> = {};
@@ -58,11 +50,25 @@ export async function buildWorkerResources(config: Config): Promise<WorkerResour
     if (limit) connectors[system] = rateLimited(connector, createLimiter(limit));
   }
   const approvalKeys = await readApprovalVerifyKeys(config.approvals.verifyKeysFile);
+  const notifiers: ApprovalNotifier[] = [];
+  if (config.slack.botTokenFile && config.slack.channel) {
+    const token = await readSecretFile(config.slack.botTokenFile, 'CORDON_SLACK_BOT_TOKEN_FILE');
+    const client = new WebClient(token, {
+      // The SDK appends the method name to this URL.
+      ...(config.slack.apiUrl ? { slackApiUrl: config.slack.apiUrl.replace(/\/?$/, '/') } : {}),
+      // A notification activity has 15 s per attempt.
+      retryConfig: { retries: 2, maxTimeout: 2000 },
+      timeout: 5000,
+      logger: slackLogger(log.child({ component: 'slack' })),
+    });
+    notifiers.push(createSlackNotifier({ client, channel: config.slack.channel, publicUrl: config.api.publicUrl }));
+  }
   const ledger = openSqliteLedger({ path: config.ledger.path });
   const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
   return {
     ledger,
     approvalKeys,
+    notifiers,
     policy,
     guardrails,
     guardrailState,

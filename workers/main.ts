@@ -11,7 +11,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'cordon-worker');
   installTemporalRuntime(log);
-  const resources = await buildWorkerResources(config);
+  const resources = await buildWorkerResources(config, log);
   if (resources.approvalKeys.length === 0) log.warn({ file: config.approvals.verifyKeysFile }, 'no approval verify keys: every approval will be refused');
   log.info({ policies: resources.policy.policyIds, policySetHash: resources.policy.policySetHash, guardrailsHash: resources.guardrails.hash, systems: Object.keys(resources.connectors) }, 'policies and guardrails loaded');
 
