@@ -17,12 +17,13 @@ import {
   type RunMode,
 } from '../domain/index.js';
 import { playbookForKind, playbookNamed } from '../playbooks/registry.js';
+import { objectOf, observedState } from '../playbooks/actions.js';
 import { accountTarget } from '../playbooks/types.js';
 import type { PolicyEngine } from '../policies/engine.js';
 import { decideRun, noGuardrails, planConnectors, type Guardrails } from '../policies/guardrails.js';
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger, LedgerData } from '../store/ledger.js';
-import type { AccountRef, ChangeResult, DirectoryConnector, ObjectHandle } from './connectors/types.js';
+import type { AccountHandle, AccountRef, ChangeResult, DirectoryConnector } from './connectors/types.js';
 import type { ApprovalNotice, ApprovalNotifier } from './notify/types.js';
 import { heartbeatIfActivity, withTypedFailures } from './failures.js';
 
@@ -97,9 +98,9 @@ export interface RecordInput {
 
 const SYSTEM_ACTOR = 'cordon';
 
-/** The handle a connector needs for a target: its immutable id, and the system's name for it. */
-function handleOf(target: { id: string; name?: string | undefined }): ObjectHandle {
-  return target.name !== undefined ? { id: target.id, name: target.name } : { id: target.id };
+/** The handle a connector needs for a target: its immutable id, the system's name for it, its kind. */
+function handleOf(target: { id: string; name?: string | undefined; kind?: AccountHandle['kind'] }): AccountHandle {
+  return { id: target.id, ...(target.name !== undefined ? { name: target.name } : {}), ...(target.kind !== undefined ? { kind: target.kind } : {}) };
 }
 
 /** A connector operation a playbook needs; refused (not retryable) when the connector does not offer it. */
@@ -152,18 +153,39 @@ export function createRemediationActivities(deps: RemediationDeps) {
     return decideRun(policy, guardrails, request, { mode: request.mode, budgets, killSwitches });
   };
 
-  const observe = async (alert: Alert, subject: AccountRef): Promise<AccountSnapshot> => {
-    const connector = connectorFor(alert.subject.system);
-    const snapshot = await connector.readAccount(subject);
+  const playbookOf = (alert: Alert) => {
     const playbook = playbookForKind(alert.kind);
-    const needsPopulation = playbook && guardrails.forPlaybook(playbook.name).maxTargetsPerRun?.percentOfPopulation !== undefined;
-    return needsPopulation ? { ...snapshot, population: await operation(connector, 'countAccounts')() } : snapshot;
+    if (!playbook) throw new CordonError('UnknownPlaybook', `no playbook handles alert kind ${alert.kind}`);
+    return playbook;
+  };
+
+  /**
+   * Reads what the playbook needs: the subject (or, first, the owner of a leaked credential, found by
+   * the credential itself), plus the quarantine policy and the population when they are needed.
+   * `subject` overrides the alert's (re-observation by immutable id).
+   */
+  const observe = async (alert: Alert, subject?: AccountRef): Promise<AccountSnapshot> => {
+    const connector = connectorFor(alert.subject.system);
+    const playbook = playbookOf(alert);
+    let ref: AccountRef = subject ?? alert.subject;
+    const request = playbook.observe?.(alert) ?? { kind: 'subject' };
+    if (subject === undefined && request.kind === 'credential-owner') {
+      ref = (await operation(connector, 'findCredential')(request.credentialId)).owner;
+    }
+    let snapshot = await connector.readAccount(ref);
+    if (playbook.needsQuarantinePolicy) {
+      const policy = await operation(connector, 'quarantinePolicy')();
+      snapshot = { ...snapshot, quarantinePolicy: { id: policy.id, displayName: policy.displayName } };
+    }
+    if (guardrails.forPlaybook(playbook.name).maxTargetsPerRun?.percentOfPopulation !== undefined) {
+      snapshot = { ...snapshot, population: await operation(connector, 'countAccounts')() };
+    }
+    return snapshot;
   };
 
   const planFor = (alert: Alert, snapshot: AccountSnapshot): Plan => {
-    const playbook = playbookForKind(alert.kind);
-    if (!playbook) throw new CordonError('UnknownPlaybook', `no playbook handles alert kind ${alert.kind}`);
-    const actions = playbook.plan(alert, snapshot);
+    const playbook = playbookOf(alert);
+    const actions = playbook.plan(alert, snapshot, { privilegedGroups: guardrails.forPlaybook(playbook.name).privilegedGroups });
     return { playbook: playbook.name, targets: [accountTarget(snapshot)], actions, digest: planDigest(actions), observedAt: snapshot.observedAt };
   };
 
@@ -175,18 +197,9 @@ export function createRemediationActivities(deps: RemediationDeps) {
     return connector;
   };
 
-  /** The ids an action's evidence is about. */
-  const objectOf = (action: Action): Record<string, string> =>
-    action.type === 'DisableAccount' ? { account: action.target.id } : { account: action.target.id, group: action.group.id };
+  const accountEvidence = (kind: Evidence['kind'], snapshot: AccountSnapshot, action: Action): Evidence => ({ kind, at: snapshot.observedAt, observed: observedState(action, snapshot) });
 
-  const accountEvidence = (kind: Evidence['kind'], snapshot: AccountSnapshot, action: Action): Evidence => {
-    const observed: Evidence['observed'] =
-      action.type === 'DisableAccount'
-        ? { ...objectOf(action), active: snapshot.account.active }
-        : { ...objectOf(action), member: snapshot.groups.some((g) => g.id === action.group.id) };
-    return { kind, at: snapshot.observedAt, observed };
-  };
-
+  /** Makes an action's change (`restore` false) or undoes it (`restore` true). */
   const apply = async (connector: DirectoryConnector, action: Action, restore: boolean): Promise<ChangeResult> => {
     const account = handleOf(action.target);
     switch (action.type) {
@@ -196,6 +209,12 @@ export function createRemediationActivities(deps: RemediationDeps) {
         return restore
           ? operation(connector, 'addGroupMember')(handleOf(action.group), account)
           : operation(connector, 'removeGroupMember')(handleOf(action.group), account);
+      case 'DeactivateCredential':
+        return operation(connector, 'setCredentialActive')(account, action.credential.id, restore);
+      case 'AttachQuarantinePolicy':
+        return restore ? operation(connector, 'detachPolicy')(account, handleOf(action.policy)) : operation(connector, 'attachPolicy')(account, handleOf(action.policy));
+      case 'DetachPolicy':
+        return restore ? operation(connector, 'attachPolicy')(account, handleOf(action.policy)) : operation(connector, 'detachPolicy')(account, handleOf(action.policy));
     }
   };
 

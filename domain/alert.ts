@@ -27,17 +27,19 @@ export type SystemName = z.infer<typeof SystemName>;
 const printable = /^[^\u0000-\u001f\u007f]*$/;
 const Text = (max: number) => z.string().min(1).max(max).regex(printable, 'must not contain control characters');
 
-/** The identity an alert is about. At least one of `id` (immutable) or `userName` is required. */
+/**
+ * The identity an alert is about. At least one of `id` (immutable) or `userName` is required, except
+ * for a leaked credential, whose owner is found by the credential.
+ */
 export const AlertSubject = z
   .strictObject({
     system: SystemName,
     id: Text(256).optional(),
     userName: Text(256).optional(),
+    /** A person's account (default), an IAM role, or a service account. */
+    kind: z.enum(['user', 'role', 'service']).optional(),
   })
-  .refine((subject) => subject.id !== undefined || subject.userName !== undefined, {
-    message: 'subject needs an id or a userName',
-    path: ['userName'],
-  });
+;
 export type AlertSubject = z.infer<typeof AlertSubject>;
 
 /** `dry-run` observes, plans and decides, records everything, and changes nothing. */
@@ -48,7 +50,8 @@ export type RunMode = z.infer<typeof RunMode>;
  * Cordon's own alert format, version 1. Unknown fields are refused so that a typo (`serverity`) is an
  * error rather than a silently ignored field.
  */
-export const Alert = z.strictObject({
+export const Alert = z
+  .strictObject({
   source: Text(200),
   id: Text(200),
   kind: AlertKind,
@@ -57,5 +60,17 @@ export const Alert = z.strictObject({
   summary: z.string().max(2000).optional(),
   observedAt: z.iso.datetime({ offset: true }).optional(),
   mode: RunMode.optional(),
-});
+  /** For `credential.leaked`: the credential (an access key id) and whether someone else used it. */
+  credential: z.strictObject({ id: Text(256), usedByOthers: z.boolean().optional() }).optional(),
+  /** For `entitlement.excessive`: exactly the entitlements to remove. */
+  entitlements: z
+    .array(z.strictObject({ kind: z.enum(['group', 'policy']), name: Text(512) }))
+    .min(1)
+    .max(100)
+    .optional(),
+  })
+  .refine((alert) => alert.subject.id !== undefined || alert.subject.userName !== undefined || alert.credential !== undefined, {
+    message: 'subject needs an id or a userName (or the alert a credential)',
+    path: ['subject', 'userName'],
+  });
 export type Alert = z.infer<typeof Alert>;

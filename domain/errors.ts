@@ -11,6 +11,7 @@ export const ErrorCatalogue = {
   PayloadTooLarge: { httpStatus: 413, retryable: false, summary: 'the request body is too large' },
   UnsupportedMediaType: { httpStatus: 415, retryable: false, summary: 'the request body must be JSON' },
   UnknownAlertKind: { httpStatus: 422, retryable: false, summary: 'no playbook handles this alert kind' },
+  AlertIncomplete: { httpStatus: 422, retryable: false, summary: 'the alert lacks what its playbook needs' },
   ServiceUnavailable: { httpStatus: 503, retryable: true, summary: 'a part Cordon depends on is down' },
   Internal: { httpStatus: 500, retryable: false, summary: 'unexpected error' },
 

@@ -12,6 +12,8 @@ export const Target = z.strictObject({
   system: SystemName,
   id: z.string().min(1).max(512),
   name: z.string().min(1).max(512).optional(),
+  /** For accounts: a person's account, an IAM role, a service account (calls differ by kind). */
+  kind: z.enum(['user', 'role', 'service']).optional(),
   display: z.string().max(256),
 });
 export type Target = z.infer<typeof Target>;
@@ -66,6 +68,8 @@ export const AccountSnapshot = z.strictObject({
   credentials: z.array(CredentialState).max(100).optional(),
   /** Attached permission policies, where the system has them (IAM managed policies). */
   policies: z.array(PolicyRef).max(200).optional(),
+  /** Cordon's deny-all quarantine policy in this system, when the playbook may attach it. */
+  quarantinePolicy: PolicyRef.optional(),
   /** How many accounts the system holds; read only when a percentage cap needs it. */
   population: z.int().min(0).optional(),
 });
@@ -96,8 +100,47 @@ export const RemoveGroupMembershipAction = z.strictObject({
   postState: z.strictObject({ member: z.literal(false) }),
 });
 
+/** Deactivate exactly one credential (access key) of an account, never delete it (undo: reactivate). */
+export const DeactivateCredentialAction = z.strictObject({
+  id: ActionId,
+  type: z.literal('DeactivateCredential'),
+  target: Target,
+  credential: z.strictObject({ id: z.string().min(1).max(256) }),
+  reversible: z.literal(true),
+  preState: z.strictObject({ active: z.literal(true) }),
+  postState: z.strictObject({ active: z.literal(false) }),
+});
+
+/** Attach Cordon's deny-all quarantine policy to an account or role (undo: detach it). */
+export const AttachQuarantinePolicyAction = z.strictObject({
+  id: ActionId,
+  type: z.literal('AttachQuarantinePolicy'),
+  target: Target,
+  policy: Target,
+  reversible: z.literal(true),
+  preState: z.strictObject({ attached: z.literal(false) }),
+  postState: z.strictObject({ attached: z.literal(true) }),
+});
+
+/** Detach one permission policy from an account (undo: attach it again). */
+export const DetachPolicyAction = z.strictObject({
+  id: ActionId,
+  type: z.literal('DetachPolicy'),
+  target: Target,
+  policy: Target,
+  reversible: z.literal(true),
+  preState: z.strictObject({ attached: z.literal(true) }),
+  postState: z.strictObject({ attached: z.literal(false) }),
+});
+
 /** One concrete change a plan makes, with the state it expects before and leaves after. */
-export const Action = z.discriminatedUnion('type', [DisableAccountAction, RemoveGroupMembershipAction]);
+export const Action = z.discriminatedUnion('type', [
+  DisableAccountAction,
+  RemoveGroupMembershipAction,
+  DeactivateCredentialAction,
+  AttachQuarantinePolicyAction,
+  DetachPolicyAction,
+]);
 export type Action = z.infer<typeof Action>;
 export type ActionType = Action['type'];
 

@@ -1,9 +1,11 @@
-import { actionIdFor, type Action, type Target } from '../domain/index.js';
+import type { Action } from '../domain/index.js';
+import { disableAccount, removeMembership, verifyAction } from './actions.js';
 import { accountTarget, type Playbook } from './types.js';
 
 /**
  * Deprovision an account: disable it first (access stops at once), then remove it from each of its
- * groups, so that re-enabling it by mistake does not restore its entitlements.
+ * groups, so that re-enabling it by mistake does not restore its entitlements. Works on any
+ * directory connector with accounts and groups (SCIM, LDAP).
  */
 export const deprovisionAccount: Playbook = {
   name: 'deprovision-account',
@@ -13,40 +15,11 @@ export const deprovisionAccount: Playbook = {
   plan(_alert, snapshot) {
     const target = accountTarget(snapshot);
     const actions: Action[] = [];
-    if (snapshot.account.active) {
-      actions.push({
-        id: actionIdFor('DisableAccount', target),
-        type: 'DisableAccount',
-        target,
-        reversible: true,
-        preState: { active: true },
-        postState: { active: false },
-      });
-    }
+    if (snapshot.account.active) actions.push(disableAccount(target));
     const groups = [...snapshot.groups].sort((a, b) => (a.displayName < b.displayName ? -1 : a.displayName > b.displayName ? 1 : 0));
-    for (const group of groups) {
-      const groupTarget: Target = { system: snapshot.system, id: group.id, display: group.displayName };
-      actions.push({
-        id: actionIdFor('RemoveGroupMembership', target, groupTarget),
-        type: 'RemoveGroupMembership',
-        target,
-        group: groupTarget,
-        reversible: true,
-        preState: { member: true },
-        postState: { member: false },
-      });
-    }
+    for (const group of groups) actions.push(removeMembership(target, group));
     return actions;
   },
 
-  verify(action, snapshot) {
-    switch (action.type) {
-      case 'DisableAccount':
-        return { ok: snapshot.account.active === false, observed: { active: snapshot.account.active } };
-      case 'RemoveGroupMembership': {
-        const member = snapshot.groups.some((g) => g.id === action.group.id);
-        return { ok: !member, observed: { member, group: action.group.id } };
-      }
-    }
-  },
+  verify: verifyAction,
 };

@@ -1,9 +1,15 @@
 import { deprovisionAccount } from './deprovision-account.js';
+import { entitlementCleanup } from './entitlement-cleanup.js';
+import { quarantineAgent } from './quarantine-agent.js';
+import { revokeCredential } from './revoke-credential.js';
 import type { Playbook } from './types.js';
 
 /** Every playbook Cordon ships, by name. */
 export const playbooks: Readonly<Record<string, Playbook>> = Object.freeze({
   [deprovisionAccount.name]: deprovisionAccount,
+  [entitlementCleanup.name]: entitlementCleanup,
+  [revokeCredential.name]: revokeCredential,
+  [quarantineAgent.name]: quarantineAgent,
 });
 
 const byKind = new Map<string, Playbook>();

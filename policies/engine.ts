@@ -231,7 +231,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
         ...groupNames.map((name) => ({ uid: { type: 'Cordon::Group', id: name }, attrs: {}, parents: [] })),
         {
           uid: { type: 'Cordon::Account', id: account.id },
-          attrs: { system: snapshot.system, userName: account.userName, active: account.active },
+          attrs: { system: snapshot.system, userName: account.userName, active: account.active, kind: account.kind ?? 'user' },
           parents: groupNames.map((name) => ({ type: 'Cordon::Group', id: name })),
         },
       ];
@@ -246,6 +246,8 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
           playbook: plan.playbook,
           actionCount: plan.actions.length,
           ...(action.type === 'RemoveGroupMembership' ? { group: action.group.display } : {}),
+          ...(action.type === 'DeactivateCredential' ? { credential: action.credential.id } : {}),
+          ...(action.type === 'AttachQuarantinePolicy' || action.type === 'DetachPolicy' ? { policy: action.policy.display } : {}),
         };
         const answer = cedar.statefulIsAuthorized({
           principal: { type: 'Cordon::Requester', id: requestedBy.name },

@@ -39,6 +39,8 @@ const PlaybookGuardrails = z.strictObject({
       percentOfPopulation: z.number().gt(0).max(100).optional(),
     })
     .optional(),
+  /** Groups whose membership is privileged: agent quarantine removes the identity from them. */
+  privilegedGroups: z.array(z.string().min(1).max(256)).max(100).default(['admins']),
 });
 
 const Budget = z

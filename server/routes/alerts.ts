@@ -51,6 +51,8 @@ export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) 
       if (!playbook) {
         return sendError(reply, 'UnknownAlertKind', `no playbook handles alert kind "${alert.kind}" (handled: ${handledKinds().join(', ')})`);
       }
+      const missing = playbook.missing?.(alert);
+      if (missing) return sendError(reply, 'AlertIncomplete', missing);
       const identity = request.identity!;
       const runId = runIdFor(alert.source, alert.id, alert.mode ?? 'live');
       const input: RemediationInput = { runId, playbook: playbook.name, alert, requestedBy: identity, receivedAt: new Date().toISOString() };

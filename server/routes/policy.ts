@@ -36,9 +36,12 @@ export const policyRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps)
     },
     async (request, reply) => {
       const alert = request.body;
-      if (!playbookForKind(alert.kind)) {
+      const playbook = playbookForKind(alert.kind);
+      if (!playbook) {
         return sendError(reply, 'UnknownAlertKind', `no playbook handles alert kind "${alert.kind}" (handled: ${handledKinds().join(', ')})`);
       }
+      const missing = playbook.missing?.(alert);
+      if (missing) return sendError(reply, 'AlertIncomplete', missing);
       const input: SimulationInput = { simulationId: `sim_${randomUUID()}`, alert, requestedBy: request.identity! };
       try {
         const result: SimulationResult = await deps.temporal.withAbortSignal(AbortSignal.timeout(deps.workerTimeoutMs ?? 30_000), () =>

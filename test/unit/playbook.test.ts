@@ -78,21 +78,21 @@ describe('deprovision-account verify', () => {
   const [disable, removal] = deprovisionAccount.plan(alert, snapshot());
 
   it('accepts DisableAccount when the account is inactive', () => {
-    expect(deprovisionAccount.verify(disable!, snapshot({ active: false }))).toEqual({ ok: true, observed: { active: false } });
+    expect(deprovisionAccount.verify(disable!, snapshot({ active: false }))).toEqual({ ok: true, observed: { account: 'u-immutable-1', active: false } });
   });
 
   it('refuses DisableAccount when the account is still active', () => {
-    expect(deprovisionAccount.verify(disable!, snapshot({ active: true }))).toEqual({ ok: false, observed: { active: true } });
+    expect(deprovisionAccount.verify(disable!, snapshot({ active: true }))).toEqual({ ok: false, observed: { account: 'u-immutable-1', active: true } });
   });
 
   it('accepts RemoveGroupMembership when the account is no longer a member', () => {
     const after = snapshot({ groups: groups.filter((g) => g.id !== 'g-eng') });
     expect(removal?.type).toBe('RemoveGroupMembership');
-    expect(deprovisionAccount.verify(removal!, after)).toEqual({ ok: true, observed: { member: false, group: 'g-eng' } });
+    expect(deprovisionAccount.verify(removal!, after)).toEqual({ ok: true, observed: { account: 'u-immutable-1', member: false, group: 'g-eng' } });
   });
 
   it('refuses RemoveGroupMembership when the account is still a member', () => {
-    expect(deprovisionAccount.verify(removal!, snapshot())).toEqual({ ok: false, observed: { member: true, group: 'g-eng' } });
+    expect(deprovisionAccount.verify(removal!, snapshot())).toEqual({ ok: false, observed: { account: 'u-immutable-1', member: true, group: 'g-eng' } });
   });
 });
 
@@ -100,7 +100,7 @@ describe('playbook registry', () => {
   it('maps account.orphaned and account.leaver to deprovision-account', () => {
     expect(playbookForKind('account.orphaned')?.name).toBe('deprovision-account');
     expect(playbookForKind('account.leaver')?.name).toBe('deprovision-account');
-    expect(handledKinds()).toEqual(['account.leaver', 'account.orphaned']);
+    expect(handledKinds()).toEqual(['account.leaver', 'account.orphaned', 'agent.anomalous', 'credential.leaked', 'entitlement.excessive']);
   });
 
   it('has no playbook for an unknown kind', () => {
@@ -114,7 +114,7 @@ describe('playbook registry', () => {
 
   it('keeps the table of playbooks frozen', () => {
     expect(Object.isFrozen(playbooks)).toBe(true);
-    expect(Object.keys(playbooks)).toEqual(['deprovision-account']);
+    expect(Object.keys(playbooks)).toEqual(['deprovision-account', 'entitlement-cleanup', 'revoke-credential', 'quarantine-agent']);
   });
 
   it('throws for a name that is only an inherited object property, such as toString', () => {

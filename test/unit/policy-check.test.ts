@@ -31,11 +31,22 @@ async function cli(args: string[]) {
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-const POLICY_IDS = ['deny-break-glass', 'privileged-needs-two-approvers', 'auto-deprovision-on-high-severity', 'approve-deprovision-on-lower-severity'];
+const POLICY_IDS = [
+  'deny-break-glass',
+  'privileged-needs-two-approvers',
+  'auto-deprovision-on-high-severity',
+  'approve-deprovision-on-lower-severity',
+  'auto-deactivate-credential',
+  'auto-quarantine-on-high-severity',
+  'approve-quarantine-on-lower-severity',
+  'auto-detach-policy-on-high-severity',
+  'approve-detach-policy-on-lower-severity',
+  'privileged-entitlement-needs-approval',
+];
 const BROKEN_GUARDRAILS = 'version: 1\nbudgets:\n  - name: disables\n    limit: 3\n    window: 1 hour\n';
 
 describe('checking policy files', () => {
-  it('accepts the shipped policy directory with its four policies and its guardrails file', async () => {
+  it('accepts the shipped policy directory with its policies and its guardrails file', async () => {
     const report = await checkPolicyFiles(DEFAULT_POLICY_DIR);
     const shipped = await loadGuardrails(join(DEFAULT_POLICY_DIR, 'guardrails.yaml'));
     expect(report.ok).toBe(true);
@@ -89,7 +100,7 @@ describe('cordon policy check', () => {
   it('prints ok with the policy count and the guardrails file, and exits 0', async () => {
     const { code, out, err } = await cli(['policy', 'check', '--dir', DEFAULT_POLICY_DIR]);
     expect(code).toBe(EXIT.ok);
-    expect(out).toContain('ok: 4 policies');
+    expect(out).toContain(`ok: ${POLICY_IDS.length} policies`);
     expect(out).toContain('guardrails.yaml');
     expect(err).toBe('');
   });

@@ -110,6 +110,12 @@ describe('default policy set', () => {
       'privileged-needs-two-approvers',
       'auto-deprovision-on-high-severity',
       'approve-deprovision-on-lower-severity',
+      'auto-deactivate-credential',
+      'auto-quarantine-on-high-severity',
+      'approve-quarantine-on-lower-severity',
+      'auto-detach-policy-on-high-severity',
+      'approve-detach-policy-on-lower-severity',
+      'privileged-entitlement-needs-approval',
     ]);
   });
 
