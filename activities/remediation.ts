@@ -103,6 +103,11 @@ function handleOf(target: { id: string; name?: string | undefined; kind?: Accoun
   return { id: target.id, ...(target.name !== undefined ? { name: target.name } : {}), ...(target.kind !== undefined ? { kind: target.kind } : {}) };
 }
 
+/** How to read a target's account again: by its immutable id, with its kind (IAM users and roles differ). */
+function refOf(target: { id: string; kind?: AccountRef['kind'] }): AccountRef {
+  return { id: target.id, ...(target.kind !== undefined ? { kind: target.kind } : {}) };
+}
+
 /** A connector operation a playbook needs; refused (not retryable) when the connector does not offer it. */
 function operation<K extends keyof DirectoryConnector>(connector: DirectoryConnector, name: K): NonNullable<DirectoryConnector[K]> {
   const fn = connector[name];
@@ -224,7 +229,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
      * Reads the alert's subject from its system of record. A re-observation (`attempt` > 1) reads the
      * account by the immutable id the plan was built on, never by a name that may now mean someone else.
      */
-    async observeTarget(input: { runId: string; alert: Alert; requestedBy: Identity; accountId?: string; attempt?: number }): Promise<AccountSnapshot> {
+    async observeTarget(input: { runId: string; alert: Alert; requestedBy: Identity; account?: { id: string; kind?: AccountRef['kind'] }; attempt?: number }): Promise<AccountSnapshot> {
       const { runId, alert, requestedBy } = input;
       const attempt = input.attempt ?? 1;
       await ledger.appendOnce({
@@ -234,7 +239,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
         runId,
         data: { alert, requestedBy: requestedBy.name },
       });
-      const snapshot = await observe(alert, input.accountId !== undefined ? { id: input.accountId } : alert.subject);
+      const snapshot = await observe(alert, input.account);
       await ledger.appendOnce({
         idemKey: attempt === 1 ? `${runId}:observed` : `${runId}:observed:${attempt}`,
         kind: 'run.observed',
@@ -369,7 +374,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
       for (const action of plan.actions) {
         let snapshot = fresh.get(action.target.id);
         if (!snapshot) {
-          snapshot = await connectorFor(action.target.system).readAccount({ id: action.target.id });
+          snapshot = await connectorFor(action.target.system).readAccount(refOf(action.target));
           fresh.set(action.target.id, snapshot);
         }
         const verdict = playbook.verify(action, snapshot);
@@ -411,7 +416,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
       const connector = connectorFor(action.target.system);
       heartbeatIfActivity();
       const result = await apply(connector, action, true);
-      const after = await connector.readAccount({ id: action.target.id });
+      const after = await connector.readAccount(refOf(action.target));
       const evidence = accountEvidence('compensation', after, action);
       await ledger.appendOnce({
         idemKey: `${key}:compensated`,

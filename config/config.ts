@@ -39,6 +39,11 @@ export const EnvSchema = z.object({
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
   CORDON_SCIM_URL: z.url().optional(),
   CORDON_SCIM_TOKEN_FILE: NonEmpty.optional(),
+  // AWS IAM: the connector is on when a region is set; credentials by reference (a file), else the SDK's chain.
+  CORDON_AWS_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('aws'),
+  CORDON_AWS_REGION: NonEmpty.optional(),
+  CORDON_AWS_ENDPOINT: z.url().optional(),
+  CORDON_AWS_CREDENTIALS_FILE: NonEmpty.optional(),
   // The web UI: OIDC sign-in, sessions; the dev sign-in is for the embedded default only.
   CORDON_OIDC_ISSUER: z.url().optional(),
   CORDON_OIDC_CLIENT_ID: NonEmpty.optional(),
@@ -88,6 +93,7 @@ export interface Config {
   policyDir: string;
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
+  aws: { system: string; region: string | undefined; endpoint: string | undefined; credentialsFile: string | undefined };
   ui: {
     sessionSecretFile: string;
     devSignIn: boolean;
@@ -159,6 +165,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       channel: e.CORDON_SLACK_CHANNEL,
       userMapFile: e.CORDON_SLACK_USER_MAP_FILE ? path(e.CORDON_SLACK_USER_MAP_FILE) : undefined,
       apiUrl: e.CORDON_SLACK_API_URL,
+    },
+    aws: {
+      system: e.CORDON_AWS_SYSTEM,
+      region: e.CORDON_AWS_REGION,
+      endpoint: e.CORDON_AWS_ENDPOINT,
+      credentialsFile: e.CORDON_AWS_CREDENTIALS_FILE ? path(e.CORDON_AWS_CREDENTIALS_FILE) : undefined,
     },
     log: { level: e.CORDON_LOG_LEVEL },
     dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT },

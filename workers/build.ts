@@ -3,6 +3,9 @@ import { Worker, type NativeConnection, type WorkflowBundleOption } from '@tempo
 import { existsSync } from 'node:fs';
 import { createLimiter, rateLimited } from '../activities/connectors/rate-limit.js';
 import { WebClient } from '@slack/web-api';
+import { z } from 'zod';
+import { createIamClient } from '../activities/connectors/aws/iam-client.js';
+import { createIamConnector } from '../activities/connectors/aws/iam-connector.js';
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
 import { createSlackNotifier, slackLogger } from '../activities/notify/slack.js';
 import type { ApprovalNotifier } from '../activities/notify/types.js';
@@ -20,6 +23,9 @@ import { openSqliteLedger, type Ledger } from '../store/ledger.js';
 
 /** The workflow code a worker runs. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** An AWS credentials file: `{ "accessKeyId", "secretAccessKey", "sessionToken"? }`. */
+const AwsCredentialsFile = z.strictObject({ accessKeyId: z.string().min(1), secretAccessKey: z.string().min(1), sessionToken: z.string().min(1).optional() });
 
 /** The clients a worker's activities use, built from config. */
 export interface WorkerResources {
@@ -44,6 +50,12 @@ export async function buildWorkerResources(config: Config, log: Logger): Promise
   if (config.scim.baseUrl) {
     const bearerToken = await readSecretFile(config.scim.tokenFile, 'CORDON_SCIM_TOKEN_FILE');
     connectors[config.scim.system] = createScimConnector(config.scim.system, { baseUrl: config.scim.baseUrl, bearerToken });
+  }
+  if (config.aws.region) {
+    const file = config.aws.credentialsFile ? AwsCredentialsFile.parse(JSON.parse(await readSecretFile(config.aws.credentialsFile, 'CORDON_AWS_CREDENTIALS_FILE'))) : undefined;
+    const credentials = file && { accessKeyId: file.accessKeyId, secretAccessKey: file.secretAccessKey, ...(file.sessionToken ? { sessionToken: file.sessionToken } : {}) };
+    const client = createIamClient({ region: config.aws.region, ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}), ...(credentials ? { credentials } : {}) });
+    connectors[config.aws.system] = createIamConnector(config.aws.system, { client });
   }
   for (const [system, connector] of Object.entries(connectors)) {
     const limit = guardrails.rateLimit(system);

@@ -462,7 +462,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     // the approved actions on the approved targets ever run.
     for (let observation = 2; ; observation++) {
       if (decision!.outcome === 'approve' && !(await awaitApprovals(decision!))) return;
-      const fresh = await reads.observeTarget({ runId, alert, requestedBy, accountId: snapshot.account.id, attempt: observation });
+      const account = { id: snapshot.account.id, ...(snapshot.account.kind !== undefined ? { kind: snapshot.account.kind } : {}) };
+      const fresh = await reads.observeTarget({ runId, alert, requestedBy, account, attempt: observation });
       const freshPlan = await local.planRemediation({ runId, alert, snapshot: fresh });
       if (freshPlan.digest === plan.digest) break;
       if (observation > MAX_OBSERVATIONS) {
