@@ -17,7 +17,23 @@ export interface UiConfig {
     roleMap: Readonly<Record<string, Role[]>>;
     /** Allow http:// issuers (tests and the embedded default only). */
     allowInsecureIssuer: boolean;
+    /**
+     * The claim that names the person in Cordon (approvals, the ledger, separation of duties): `sub`
+     * by default, or e.g. `email` or `preferred_username` where API identities are named that way.
+     */
+    nameClaim?: string;
+    /** Scopes to ask for (default `openid email profile`); add the one that carries the roles claim if the provider needs it. */
+    scopes?: readonly string[];
   };
   /** The embedded default's sign-in as one of the dev identities: never on elsewhere. */
   devSignIn: boolean;
+  /** The identities the dev sign-in offers, with their roles (from the dev identities file); required when `devSignIn`. */
+  devIdentities?: Readonly<Record<string, readonly Role[]>>;
+  /** How long a sign-in lasts, in seconds (default 8 hours). */
+  sessionTtlSeconds?: number;
+}
+
+/** Whether a URL points at this machine (127.0.0.1, localhost, ::1): where http:// and the dev sign-in are allowed. */
+export function isLoopbackUrl(url: URL): boolean {
+  return url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
 }
