@@ -39,6 +39,19 @@ export const EnvSchema = z.object({
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
   CORDON_SCIM_URL: z.url().optional(),
   CORDON_SCIM_TOKEN_FILE: NonEmpty.optional(),
+  // LDAP / AD-style directory: the connector is on when a URL is set.
+  CORDON_LDAP_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('ldap'),
+  CORDON_LDAP_URL: z.string().regex(/^ldaps?:\/\/[^\s]+$/, 'must be an ldap:// or ldaps:// URL').optional(),
+  CORDON_LDAP_BIND_DN: NonEmpty.optional(),
+  CORDON_LDAP_PASSWORD_FILE: NonEmpty.optional(),
+  CORDON_LDAP_BASE_DN: NonEmpty.optional(),
+  CORDON_LDAP_USERS_DN: NonEmpty.optional(),
+  CORDON_LDAP_GROUPS_DN: NonEmpty.optional(),
+  CORDON_LDAP_USER_ID_ATTRIBUTE: NonEmpty.default('uid'),
+  CORDON_LDAP_DISABLE_MODE: z.enum(['ppolicy', 'ad-user-account-control']).default('ppolicy'),
+  CORDON_LDAP_PLACEHOLDER_MEMBER: NonEmpty.optional(),
+  CORDON_LDAP_PORT: Port.default(3389),
+  CORDON_AWS_DEMO_PORT: Port.default(5050),
   // AWS IAM: the connector is on when a region is set; credentials by reference (a file), else the SDK's chain.
   CORDON_AWS_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('aws'),
   CORDON_AWS_REGION: NonEmpty.optional(),
@@ -94,6 +107,18 @@ export interface Config {
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
   aws: { system: string; region: string | undefined; endpoint: string | undefined; credentialsFile: string | undefined };
+  ldap: {
+    system: string;
+    url: string | undefined;
+    bindDN: string | undefined;
+    passwordFile: string;
+    baseDN: string | undefined;
+    usersDN: string | undefined;
+    groupsDN: string | undefined;
+    userIdAttribute: string;
+    disableMode: 'ppolicy' | 'ad-user-account-control';
+    placeholderMember: string | undefined;
+  };
   ui: {
     sessionSecretFile: string;
     devSignIn: boolean;
@@ -101,7 +126,7 @@ export interface Config {
   };
   slack: { botTokenFile: string | undefined; signingSecretFile: string | undefined; channel: string | undefined; userMapFile: string | undefined; apiUrl: string | undefined };
   log: { level: Env['CORDON_LOG_LEVEL'] };
-  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number };
+  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -123,6 +148,22 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const parsed = EnvSchema.safeParse(Object.fromEntries(KNOWN_ENV_VARS.filter((n) => env[n] !== undefined && env[n] !== '').map((n) => [n, env[n]])));
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+  }
+  if (parsed.success && parsed.data.CORDON_LDAP_URL) {
+    for (const name of ['CORDON_LDAP_BIND_DN', 'CORDON_LDAP_BASE_DN'] as const) if (!parsed.data[name]) problems.push(`${name}: required when CORDON_LDAP_URL is set`);
+  }
+  if (parsed.success) {
+    // Alerts name a system; two connectors under one name would make which one acts a matter of chance.
+    const e = parsed.data;
+    const systems = [
+      ['CORDON_SCIM_SYSTEM', e.CORDON_SCIM_URL ? e.CORDON_SCIM_SYSTEM : undefined],
+      ['CORDON_LDAP_SYSTEM', e.CORDON_LDAP_URL ? e.CORDON_LDAP_SYSTEM : undefined],
+      ['CORDON_AWS_SYSTEM', e.CORDON_AWS_REGION ? e.CORDON_AWS_SYSTEM : undefined],
+    ].filter((entry): entry is [string, string] => entry[1] !== undefined);
+    for (const [i, [name, system]] of systems.entries()) {
+      const earlier = systems.slice(0, i).find(([, other]) => other === system);
+      if (earlier) problems.push(`${name}: "${system}" is already the system name of ${earlier[0]}; each connector needs its own`);
+    }
   }
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const e = parsed.data;
@@ -172,7 +213,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       endpoint: e.CORDON_AWS_ENDPOINT,
       credentialsFile: e.CORDON_AWS_CREDENTIALS_FILE ? path(e.CORDON_AWS_CREDENTIALS_FILE) : undefined,
     },
+    ldap: {
+      system: e.CORDON_LDAP_SYSTEM,
+      url: e.CORDON_LDAP_URL,
+      bindDN: e.CORDON_LDAP_BIND_DN,
+      passwordFile: e.CORDON_LDAP_PASSWORD_FILE ? path(e.CORDON_LDAP_PASSWORD_FILE) : inData('ldap-password'),
+      baseDN: e.CORDON_LDAP_BASE_DN,
+      usersDN: e.CORDON_LDAP_USERS_DN,
+      groupsDN: e.CORDON_LDAP_GROUPS_DN,
+      userIdAttribute: e.CORDON_LDAP_USER_ID_ATTRIBUTE,
+      disableMode: e.CORDON_LDAP_DISABLE_MODE,
+      placeholderMember: e.CORDON_LDAP_PLACEHOLDER_MEMBER,
+    },
     log: { level: e.CORDON_LOG_LEVEL },
-    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT },
+    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT, ldapPort: e.CORDON_LDAP_PORT, awsDemoPort: e.CORDON_AWS_DEMO_PORT },
   });
 }

@@ -8,6 +8,7 @@ import { IdentityName } from '../domain/index.js';
 import { readSecretFile } from '../config/secrets.js';
 import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
+import { loadUiConfig } from './ui/load.js';
 import { createLogger } from '../config/logger.js';
 import { openSqliteGuardrailState } from '../store/guardrail-state.js';
 import { openSqliteLedger } from '../store/ledger.js';
@@ -52,12 +53,14 @@ async function main(): Promise<void> {
   const approvalSigner = await readApprovalSigningKey(config.approvals.signingKeyFile);
   if (!approvalSigner) log.warn({ file: config.approvals.signingKeyFile }, 'no approval signing key: every approval will be refused');
   const slack = config.slack.signingSecretFile ? await slackConfig(config, identities) : undefined;
+  const ui = await loadUiConfig(config);
+  if (ui) log.info({ url: `${config.api.publicUrl}/ui/`, oidc: ui.oidc?.issuer ?? null, devSignIn: ui.devSignIn }, 'web UI on');
   const ledger = openSqliteLedger({ path: config.ledger.path });
   const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
   // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.temporal.address });
   const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, log });
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, ui, log });
   await app.listen({ host: config.api.host, port: config.api.port });
   const stop = async (signal: string) => {
     log.info({ signal }, 'closing the API');

@@ -6,6 +6,7 @@ import { WebClient } from '@slack/web-api';
 import { z } from 'zod';
 import { createIamClient } from '../activities/connectors/aws/iam-client.js';
 import { createIamConnector } from '../activities/connectors/aws/iam-connector.js';
+import { createLdapConnector } from '../activities/connectors/ldap/ldap-connector.js';
 import { createScimConnector } from '../activities/connectors/scim/scim-connector.js';
 import { createSlackNotifier, slackLogger } from '../activities/notify/slack.js';
 import type { ApprovalNotifier } from '../activities/notify/types.js';
@@ -50,6 +51,21 @@ export async function buildWorkerResources(config: Config, log: Logger): Promise
   if (config.scim.baseUrl) {
     const bearerToken = await readSecretFile(config.scim.tokenFile, 'CORDON_SCIM_TOKEN_FILE');
     connectors[config.scim.system] = createScimConnector(config.scim.system, { baseUrl: config.scim.baseUrl, bearerToken });
+  }
+  if (config.ldap.url) {
+    const { ldap } = config;
+    const password = await readSecretFile(ldap.passwordFile, 'CORDON_LDAP_PASSWORD_FILE');
+    connectors[ldap.system] = createLdapConnector(ldap.system, {
+      url: ldap.url!,
+      bindDN: ldap.bindDN!,
+      password,
+      baseDN: ldap.baseDN!,
+      disableMode: ldap.disableMode,
+      userIdAttribute: ldap.userIdAttribute,
+      ...(ldap.usersDN ? { usersDN: ldap.usersDN } : {}),
+      ...(ldap.groupsDN ? { groupsDN: ldap.groupsDN } : {}),
+      ...(ldap.placeholderMember ? { placeholderMember: ldap.placeholderMember } : {}),
+    });
   }
   if (config.aws.region) {
     const file = config.aws.credentialsFile ? AwsCredentialsFile.parse(JSON.parse(await readSecretFile(config.aws.credentialsFile, 'CORDON_AWS_CREDENTIALS_FILE'))) : undefined;

@@ -100,6 +100,28 @@ describe('loadConfig', () => {
     expect(error.problems).toEqual([expect.stringMatching(/^CORDON_SCIM_URL: /)]);
   });
 
+  it('turns the LDAP connector on with a URL, and then needs a bind DN and a base DN', () => {
+    expect(loadConfig({}, cwd).ldap).toMatchObject({ url: undefined, system: 'ldap', passwordFile: '/srv/cordon/.data/ldap-password', disableMode: 'ppolicy', userIdAttribute: 'uid' });
+    const problems = refused({ CORDON_LDAP_URL: 'ldaps://dir.example.test' }).problems.map((p) => p.split(':')[0]).sort();
+    expect(problems).toEqual(['CORDON_LDAP_BASE_DN', 'CORDON_LDAP_BIND_DN']);
+    const config = loadConfig(
+      { CORDON_LDAP_URL: 'ldaps://dir.example.test', CORDON_LDAP_BIND_DN: 'cn=cordon,dc=example,dc=test', CORDON_LDAP_BASE_DN: 'dc=example,dc=test', CORDON_LDAP_DISABLE_MODE: 'ad-user-account-control', CORDON_LDAP_PASSWORD_FILE: 'secrets/ldap' },
+      cwd,
+    );
+    expect(config.ldap).toMatchObject({ url: 'ldaps://dir.example.test', disableMode: 'ad-user-account-control', passwordFile: '/srv/cordon/secrets/ldap' });
+  });
+
+  it('refuses two connectors under one system name', () => {
+    const problems = refused({ CORDON_SCIM_URL: 'http://127.0.0.1:9000/v2', CORDON_LDAP_URL: 'ldap://127.0.0.1:389', CORDON_LDAP_BIND_DN: 'cn=a', CORDON_LDAP_BASE_DN: 'dc=a', CORDON_LDAP_SYSTEM: 'scim' }).problems;
+    expect(problems).toEqual(['CORDON_LDAP_SYSTEM: "scim" is already the system name of CORDON_SCIM_SYSTEM; each connector needs its own']);
+  });
+
+  it('refuses an LDAP URL of another scheme and an unknown disable mode', () => {
+    const problems = refused({ CORDON_LDAP_URL: 'http://dir.example.test', CORDON_LDAP_DISABLE_MODE: 'delete' }).problems.join('\n');
+    expect(problems).toContain('CORDON_LDAP_URL: must be an ldap:// or ldaps:// URL');
+    expect(problems).toMatch(/CORDON_LDAP_DISABLE_MODE: /);
+  });
+
   it('reports every problem at once', () => {
     const error = refused({ CORDON_APIPORT: '1', CORDON_API_PORT: 'abc', CORDON_SCIM_URL: 'not-a-url', CORDON_LOG_LEVEL: 'loud' });
     const names = error.problems.map((p) => p.split(':')[0]).sort();
