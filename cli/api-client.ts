@@ -21,7 +21,7 @@ export interface SimulationAnswer {
   target: { system: string; id: string; userName: string; active: boolean; groups: string[] };
   plan: Plan;
   decision: Decision;
-  actions: { id: string; type: string; target: string; group: string | null; outcome: string; policies: string[] }[];
+  actions: { id: string; type: string; target: string; group: string | null; change: string; outcome: string; policies: string[] }[];
   wouldRun: 'auto' | 'approve' | 'deny' | 'dry-run';
 }
 
@@ -44,8 +44,9 @@ export class CordonApi {
     private readonly token: string | undefined,
   ) {}
 
-  sendAlert(body: string): Promise<AlertAccepted> {
-    return this.request('POST', '/v1/alerts', body);
+  /** Sends a Cordon alert, or with `ocsf` an OCSF event that the server maps to one. */
+  sendAlert(body: string, options: { ocsf?: boolean } = {}): Promise<AlertAccepted> {
+    return this.request('POST', options.ocsf ? '/v1/alerts/ocsf' : '/v1/alerts', body);
   }
 
   listRuns(filter: { status?: string | undefined; playbook?: string | undefined; limit?: number | undefined }): Promise<{ runs: RunSummary[] }> {

@@ -5,7 +5,7 @@ import Table from 'cli-table3';
 import { Command, CommanderError, Option } from 'commander';
 import pc from 'picocolors';
 import { loadCliEnv } from '../config/cli-env.js';
-import { scopeKey, type KillSwitchScope, type RunView } from '../domain/index.js';
+import { describeActionChange, scopeKey, type KillSwitchScope, type RunView } from '../domain/index.js';
 import { ApiError, CordonApi } from './api-client.js';
 
 /** Exit codes, for scripts. */
@@ -86,7 +86,7 @@ function printRun(run: RunView, write: (line: string) => void): void {
     write(`\n${pc.bold('Plan')}  digest ${run.plan.digest}`);
     const table = newTable(['action', 'type', 'target', 'change', 'policy']);
     for (const action of run.plan.actions) {
-      const change = action.type === 'RemoveGroupMembership' ? `leave group ${action.group.display}` : 'active: true → false';
+      const change = describeActionChange(action);
       table.push([action.id, action.type, `${action.target.display} (${action.target.id})`, change, action.decision ?? '']);
     }
     write(table.toString());
@@ -151,10 +151,11 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     .command('send')
     .description('send an alert (a JSON file, or - for standard input); prints the run id')
     .argument('<file>', 'alert JSON file, or -')
-    .action(async (file: string) => {
+    .option('--ocsf', 'the file is an OCSF 1.x Detection Finding (2004) or Account Change (3001) event')
+    .action(async (file: string, options: { ocsf?: boolean }) => {
       const body = await readAlertFile(file);
       const { api, json } = await client();
-      const answer = await api.sendAlert(body);
+      const answer = await api.sendAlert(body, { ocsf: Boolean(options.ocsf) });
       out(json, answer, () => io.write(`${answer.duplicate ? 'duplicate alert: attached to' : 'started'} ${answer.runId} (${answer.status})`));
     });
 
@@ -266,7 +267,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       out(json, answer, () => {
         io.write(`${pc.bold(answer.playbook)} for ${answer.target.userName} (${answer.target.id}): would run ${pc.bold(answer.wouldRun)}`);
         const table = newTable(['action', 'type', 'change', 'outcome', 'policies']);
-        for (const a of answer.actions) table.push([a.id, a.type, a.group ? `leave group ${a.group}` : 'disable', a.outcome, a.policies.join(', ')]);
+        for (const a of answer.actions) table.push([a.id, a.type, a.change, a.outcome, a.policies.join(', ')]);
         io.write(table.toString());
         for (const reason of answer.decision.reasons) io.write(`  ${reason}`);
         const g = answer.decision.guardrails;

@@ -10,7 +10,9 @@ import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config/co
 import { seedDemoOrganisation } from './demo-org.js';
 import { DEV_IDENTITIES, ensureApprovalKeys, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
 import { isAlive, spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
-import { ensureScimServer } from './python-tools.js';
+import { ensureMotoServer, ensureScimServer } from './python-tools.js';
+import { startAwsDemo } from './aws-demo.js';
+import { LDAP_GROUPS_DN, LDAP_PEOPLE_DN, LDAP_PLACEHOLDER_MEMBER, LDAP_ROOT_DN, LDAP_SUFFIX, seedDirectory, startSlapd } from './ldap/slapd.js';
 import { startScimDirectory } from './scim-directory.js';
 import { provisionTemporalCli, TemporalCliNotFound } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
@@ -124,6 +126,7 @@ async function main(): Promise<void> {
     const credentials = await ensureDevCredentials(config.identitiesFile);
     await ensureSecretFile(config.alertHmacSecretFile);
     await ensureApprovalKeys(config.approvals.signingKeyFile, config.approvals.verifyKeysFile);
+    await ensureSecretFile(config.ui.sessionSecretFile);
     const scimToken = await ensureSecretFile(config.scim.tokenFile);
 
     const cli = await provisionTemporalCli({ projectRoot: PROJECT_ROOT, env: { TEMPORAL_CLI_PATH: config.dev.temporalCliPath, PATH: process.env.PATH }, log: say });
@@ -151,6 +154,45 @@ async function main(): Promise<void> {
     await record(directory.process, 'scim-directory.py');
     const seeded = await seedDemoOrganisation(new ScimClient({ baseUrl: directory.url, bearerToken: scimToken }));
 
+    // The LDAP and AWS demos are optional: without slapd or moto, their playbooks are unavailable.
+    const optionalEnv: Record<string, string> = {};
+    const unavailable: string[] = [];
+    let ldapLine: string;
+    const slapdPath = ['/usr/sbin/slapd', '/usr/local/sbin/slapd'].find((p) => existsSync(p));
+    if (slapdPath) {
+      const ldapPassword = await ensureSecretFile(config.ldap.passwordFile);
+      const stateDir = join(config.dataDir, 'ldap');
+      const ldap = await startSlapd({ slapdPath, port: config.dev.ldapPort, stateDir, password: ldapPassword, logFile: join(logs, 'slapd.log') });
+      await record(ldap.process, join(stateDir, 'slapd.conf'));
+      const ldapSeed = await seedDirectory({ url: ldap.url, bindDN: ldap.bindDN, password: ldapPassword });
+      Object.assign(optionalEnv, {
+        CORDON_LDAP_URL: ldap.url,
+        CORDON_LDAP_BIND_DN: LDAP_ROOT_DN,
+        CORDON_LDAP_PASSWORD_FILE: config.ldap.passwordFile,
+        CORDON_LDAP_BASE_DN: LDAP_SUFFIX,
+        CORDON_LDAP_USERS_DN: LDAP_PEOPLE_DN,
+        CORDON_LDAP_GROUPS_DN: LDAP_GROUPS_DN,
+        CORDON_LDAP_PLACEHOLDER_MEMBER: LDAP_PLACEHOLDER_MEMBER,
+      });
+      ldapLine = `${ldap.url}  (OpenLDAP, ${ldapSeed.users} users, ${ldapSeed.groups} groups, base ${LDAP_SUFFIX})`;
+    } else {
+      unavailable.push('deprovision-account and entitlement-cleanup on LDAP (install slapd: apt-get install slapd ldap-utils)');
+      ldapLine = 'not started: slapd is not installed';
+    }
+    let awsLine: string;
+    try {
+      const motoPath = await ensureMotoServer(PROJECT_ROOT, 'python3', say);
+      const aws = await startAwsDemo({ motoPath, port: config.dev.awsDemoPort, logFile: join(logs, 'aws.log') });
+      await record(aws.process, motoPath);
+      const credentialsFile = join(config.dataDir, 'aws-demo-credentials.json');
+      await writeFile(credentialsFile, `${JSON.stringify({ accessKeyId: 'demo', secretAccessKey: 'demo' })}\n`, { mode: 0o600 });
+      Object.assign(optionalEnv, { CORDON_AWS_REGION: 'us-east-1', CORDON_AWS_ENDPOINT: aws.url, CORDON_AWS_CREDENTIALS_FILE: credentialsFile });
+      awsLine = `${aws.url}  (moto, in memory: seeded again at each start; leaked key ${aws.leakedKeyId})`;
+    } catch (error) {
+      unavailable.push(`revoke-credential, quarantine-agent and entitlement-cleanup on AWS (${(error as Error).message.split('\n')[0]})`);
+      awsLine = 'not started: moto is not available';
+    }
+
     const childEnv = {
       ...process.env,
       CORDON_DATA_DIR: config.dataDir,
@@ -158,6 +200,9 @@ async function main(): Promise<void> {
       TEMPORAL_NAMESPACE: config.temporal.namespace,
       CORDON_SCIM_URL: directory.url,
       CORDON_SCIM_TOKEN_FILE: config.scim.tokenFile,
+      // The development sign-in of the web UI: the embedded default only (loopback).
+      CORDON_UI_DEV_SIGNIN: 'on',
+      ...optionalEnv,
     };
     const tsx = ['--import', 'tsx'];
     const worker = spawnManaged('worker', process.execPath, { args: [...tsx, join(PROJECT_ROOT, 'workers/main.ts')], env: childEnv, cwd: PROJECT_ROOT, logFile: join(logs, 'worker.log') });
@@ -175,7 +220,10 @@ async function main(): Promise<void> {
     say(`  API              ${apiUrl}   (OpenAPI ${apiUrl}/openapi.json, health ${apiUrl}/healthz)`);
     say(`  Temporal UI      ${temporal.uiUrl ?? '(headless)'}`);
     say(`  Temporal         ${temporal.address}  namespace ${config.temporal.namespace}, task queue ${config.temporal.taskQueue}`);
+    say(`  Web UI           ${apiUrl}/ui/   (development sign-in as ${names.join(', ')})`);
     say(`  Demo directory   ${directory.url}  (SCIM 2.0, ${seeded.users} users, ${seeded.groups} groups${seeded.seeded ? ', seeded now' : ''}; token in ${rel(config.scim.tokenFile)})`);
+    say(`  Demo LDAP        ${ldapLine}`);
+    say(`  Demo AWS IAM     ${awsLine}`);
     say(`  Dev credentials  ${rel(config.identitiesFile)}  (${names.join(', ')}${credentials.created ? '; generated now' : ''})`);
     say(`  Alert HMAC key   ${rel(config.alertHmacSecretFile)}`);
     say(`  Ledger           ${rel(config.ledger.path)}`);
@@ -186,6 +234,11 @@ async function main(): Promise<void> {
     say('  npx cordon --as alice alert send examples/alerts/orphaned-admin.json');
     say('  npx cordon --as bob approve <runId>     (then --as carol)');
     say('  npx cordon --as oscar runs list');
+    say('  (every example alert: ls examples/alerts/)');
+    if (unavailable.length > 0) {
+      say('');
+      for (const line of unavailable) say(`Unavailable here: ${line}`);
+    }
     say('');
     say('Ctrl-C stops everything.');
   } catch (error) {

@@ -142,6 +142,27 @@ export const Action = z.discriminatedUnion('type', [
   DetachPolicyAction,
 ]);
 export type Action = z.infer<typeof Action>;
+
+/** What an action changes, as "what: before → after" for people (CLI, UI, chat). */
+export function actionChange(action: Action): { what: string; before: boolean; after: boolean } {
+  switch (action.type) {
+    case 'DisableAccount':
+      return { what: 'active', before: action.preState.active, after: action.postState.active };
+    case 'RemoveGroupMembership':
+      return { what: `member of ${action.group.display}`, before: action.preState.member, after: action.postState.member };
+    case 'DeactivateCredential':
+      return { what: `credential ${action.credential.id} active`, before: action.preState.active, after: action.postState.active };
+    case 'AttachQuarantinePolicy':
+    case 'DetachPolicy':
+      return { what: `${action.policy.display} attached`, before: action.preState.attached, after: action.postState.attached };
+  }
+}
+
+/** {@link actionChange} as one line: `member of admins: true → false`. */
+export function describeActionChange(action: Action): string {
+  const change = actionChange(action);
+  return `${change.what}: ${change.before} → ${change.after}`;
+}
 export type ActionType = Action['type'];
 
 /** SHA-256 hex of the canonical JSON of a plan's actions (with their pre- and post-states). */

@@ -3,7 +3,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { Alert, Decision, ErrorBody, Plan } from '../../domain/index.js';
+import { Alert, describeActionChange, Decision, ErrorBody, Plan } from '../../domain/index.js';
 import { handledKinds, playbookForKind } from '../../playbooks/registry.js';
 import type { SimulationInput, SimulationResult } from '../../workflows/simulation.js';
 import { bearerAuth, rejectUnparsedBody, requireRole, sendError, sendFailure, type ServerDeps } from '../app.js';
@@ -14,7 +14,7 @@ export const SimulationAnswer = z.object({
   target: z.object({ system: z.string(), id: z.string(), userName: z.string(), active: z.boolean(), groups: z.array(z.string()) }),
   plan: Plan,
   decision: Decision,
-  actions: z.array(z.object({ id: z.string(), type: z.string(), target: z.string(), group: z.string().nullable(), outcome: z.string(), policies: z.array(z.string()) })),
+  actions: z.array(z.object({ id: z.string(), type: z.string(), target: z.string(), group: z.string().nullable(), change: z.string(), outcome: z.string(), policies: z.array(z.string()) })),
   /** What a run of this alert would do now: act, wait for approval, refuse, or only simulate (dry run). */
   wouldRun: z.enum(['auto', 'approve', 'deny', 'dry-run']),
 });
@@ -57,6 +57,7 @@ export const policyRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps)
             type: a.type,
             target: a.target.id,
             group: a.type === 'RemoveGroupMembership' ? a.group.display : null,
+            change: describeActionChange(a),
             outcome: outcomes.get(a.id)?.outcome ?? 'deny',
             policies: outcomes.get(a.id)?.policies ?? [],
           })),

@@ -1,6 +1,6 @@
 // The UI's pages, as functions from data to HTML. Every value reaches the page through `html`, which
 // escapes it; there is no script on any page.
-import { isTerminal, RunStatus, type Identity, type JournalEntry, type Role, type RunAction, type RunSummary, type RunView } from '../../domain/index.js';
+import { actionChange, isTerminal, RunStatus, type Identity, type JournalEntry, type Role, type RunAction, type RunSummary, type RunView } from '../../domain/index.js';
 import { html, type Html, type HtmlValue } from './html.js';
 import type { Flash } from './session.js';
 
@@ -190,19 +190,8 @@ ${options.runs.length >= options.limit ? html`<p class="muted">Showing the newes
 
 /** One action's change as "what: before → after", e.g. `active: true → false`, `member of admins: true → false`. */
 export function describeChange(action: RunAction): Html {
-  const change = (label: string, before: unknown, after: unknown) =>
-    html`<span class="change" data-testid="change">${label}: <del>${String(before)}</del><span class="arrow">→</span><ins>${String(after)}</ins></span>`;
-  switch (action.type) {
-    case 'DisableAccount':
-      return change('active', action.preState.active, action.postState.active);
-    case 'RemoveGroupMembership':
-      return change(`member of ${action.group.display}`, action.preState.member, action.postState.member);
-    case 'DeactivateCredential':
-      return change(`credential ${action.credential.id} active`, action.preState.active, action.postState.active);
-    case 'AttachQuarantinePolicy':
-    case 'DetachPolicy':
-      return change(`${action.policy.display} attached`, action.preState.attached, action.postState.attached);
-  }
+  const { what, before, after } = actionChange(action);
+  return html`<span class="change" data-testid="change">${what}: <del>${String(before)}</del><span class="arrow">→</span><ins>${String(after)}</ins></span>`;
 }
 
 function actionTitle(action: RunAction): Html {

@@ -1,25 +1,30 @@
 // `npm start` end to end, as a person uses it: the embedded default comes up (Temporal dev server
-// with its SQLite file, the demo SCIM directory, worker, API), the CLI sends the two example alerts,
-// approvals go through with separation of duties, Ctrl-C stops every child by PID, and a second
-// start on the same data directory finds the run that was waiting for approval still waiting.
+// with its SQLite file, the demo SCIM directory, the demo LDAP directory and AWS account, worker,
+// API), the CLI sends every example alert, approvals go through with separation of duties, Ctrl-C
+// stops every child by PID, and a second start on the same data directory finds the run that was
+// waiting for approval still waiting.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/config.js';
 import { freePort, isAlive, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
-import type { RunView } from '../../domain/index.js';
+import { describeActionChange, type RunView } from '../../domain/index.js';
 
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 let apiUrl: string;
 let uiPort: number;
+let ldapPort: number;
+let awsPort: number;
 let current: ManagedProcess | undefined;
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'cordon-embedded-'));
-  const [temporalPort, api, ui, scim] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const [temporalPort, api, ui, scim, ldap, aws] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  ldapPort = ldap;
+  awsPort = aws;
   uiPort = ui;
   apiUrl = `http://127.0.0.1:${api}`;
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CORDON_') && !name.startsWith('TEMPORAL_')));
@@ -30,6 +35,8 @@ beforeAll(async () => {
     CORDON_API_PORT: String(api),
     CORDON_TEMPORAL_UI_PORT: String(ui),
     CORDON_SCIM_PORT: String(scim),
+    CORDON_LDAP_PORT: String(ldap),
+    CORDON_AWS_DEMO_PORT: String(aws),
     TEMPORAL_CLI_PATH: inject('temporalCliPath'),
     NO_COLOR: '1',
   };
@@ -94,7 +101,14 @@ describe('npm start (the embedded default)', () => {
     expect(banner).toContain(apiUrl);
     expect(banner).toContain(`http://127.0.0.1:${uiPort}`);
     expect(banner).toContain('dev-credentials.json');
-    expect(banner).toMatch(/24 users, 8 groups/);
+    expect(banner).toMatch(/Demo directory .*24 users, 8 groups/);
+    expect(banner).toContain(`Web UI           ${apiUrl}/ui/`);
+    expect(banner).toMatch(new RegExp(`Demo LDAP +ldap://127\\.0\\.0\\.1:${ldapPort} .*24 users, 8 groups`));
+    // The example alert names the leaked key: the demo account must create that same key at every start.
+    const leaked = (JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts/credential-leaked.json'), 'utf8')) as { credential: { id: string } }).credential.id;
+    expect(banner).toContain(`Demo AWS IAM     http://127.0.0.1:${awsPort}`);
+    expect(banner).toContain(`leaked key ${leaked}`);
+    expect(banner).not.toContain('Unavailable here');
 
     const credentials = JSON.parse(await readFile(join(dataDir, 'dev-credentials.json'), 'utf8')) as Record<string, { token: string; roles: string[] }>;
     expect(Object.fromEntries(Object.entries(credentials).map(([name, c]) => [name, c.roles]))).toEqual({
@@ -152,10 +166,57 @@ describe('npm start (the embedded default)', () => {
     expect(twice.code).toBe(5);
   });
 
+  it('runs every other example alert to its end: LDAP, AWS, SCIM entitlements and OCSF intake', async () => {
+    const send = async (file: string, ...flags: string[]) => {
+      const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', ...flags, `examples/alerts/${file}`);
+      expect(sent.code, `${file}: ${sent.stderr}`).toBe(0);
+      return (JSON.parse(sent.stdout) as { runId: string }).runId;
+    };
+    const finished = ['completed', 'failed', 'needs_human', 'compensated', 'denied'];
+    const expectCompleted = (run: RunView, playbook: string, changes: string[]) => {
+      expect(run.status, run.runId).toBe('completed');
+      expect(run.playbook).toBe(playbook);
+      expect(run.plan?.actions.map((a) => describeActionChange(a))).toEqual(changes);
+      expect(run.journal.map((j) => j.status)).toEqual(changes.map(() => 'verified'));
+    };
+    const runs = {
+      leaver: await send('leaver-ldap.json'),
+      credential: await send('credential-leaked.json'),
+      agent: await send('agent-anomalous.json'),
+      ocsf: await send('ocsf-detection-finding.json', '--ocsf'),
+      entitlement: await send('entitlement-excessive.json'),
+      entitlementAws: await send('entitlement-excessive-aws.json'),
+    };
+
+    expectCompleted(await waitForRun(runs.leaver, finished), 'deprovision-account', ['active: true → false', 'member of engineering: true → false', 'member of jira-users: true → false', 'member of vpn-users: true → false']);
+    expectCompleted(await waitForRun(runs.credential, finished), 'revoke-credential', [expect.stringMatching(/^credential AKIA\w+ active: true → false$/) as unknown as string]);
+    expectCompleted(await waitForRun(runs.agent, finished), 'quarantine-agent', ['CordonQuarantineDenyAll attached: false → true']);
+    const ocsf = await waitForRun(runs.ocsf, finished);
+    expect(ocsf.alert).toMatchObject({ source: 'demo-itdr', id: 'itdr-finding-2211', kind: 'account.orphaned', subject: { system: 'scim', userName: 'tom.baker' } });
+    expectCompleted(ocsf, 'deprovision-account', ['active: true → false', 'member of engineering: true → false', 'member of jira-users: true → false']);
+
+    // A medium alert and a privileged policy wait for a person; one approver each.
+    for (const [runId, approver] of [[runs.entitlement, 'bob'], [runs.entitlementAws, 'carol']] as const) {
+      const waiting = await waitForRun(runId, ['awaiting_approval', ...finished]);
+      expect(waiting.status, runId).toBe('awaiting_approval');
+      const approved = await cordon('--as', approver, 'approve', runId);
+      expect(approved.code, approved.stderr).toBe(0);
+    }
+    expectCompleted(await waitForRun(runs.entitlement, finished), 'entitlement-cleanup', ['member of jira-users: true → false']);
+    const aws = await waitForRun(runs.entitlementAws, finished);
+    expect(aws.decision?.policies).toContain('privileged-entitlement-needs-approval');
+    expectCompleted(aws, 'entitlement-cleanup', ['ProdDatabaseFullAccess attached: true → false']);
+
+    // Every example in the folder is exercised by this file.
+    const covered = ['orphaned-account.json', 'orphaned-admin.json', 'leaver-ldap.json', 'credential-leaked.json', 'agent-anomalous.json', 'ocsf-detection-finding.json', 'entitlement-excessive.json', 'entitlement-excessive-aws.json'];
+    expect((await readdir(join(PROJECT_ROOT, 'examples/alerts'))).sort()).toEqual(covered.sort());
+  });
+
   it('stops every child by PID on Ctrl-C', async () => {
     const { code, pids } = await interrupt(current!);
     expect(code).toBe(0);
-    expect(pids).toHaveLength(4);
+    // temporal, SCIM directory, slapd, moto, worker, API
+    expect(pids).toHaveLength(6);
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
