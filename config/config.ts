@@ -76,6 +76,8 @@ export const EnvSchema = z.object({
   TEMPORAL_CLI_PATH: NonEmpty.optional(),
   CORDON_TEMPORAL_UI_PORT: Port.default(8233),
   CORDON_SCIM_PORT: Port.default(9090),
+  // `npm start`: the slapd binary of the demo LDAP directory (default: /usr/sbin/slapd or /usr/local/sbin/slapd).
+  CORDON_SLAPD_PATH: NonEmpty.optional(),
   // The CLI's (config/cli-env.ts); listed so that they are known names.
   CORDON_API: z.url().optional(),
   CORDON_TOKEN: z.string().optional(),
@@ -126,7 +128,7 @@ export interface Config {
   };
   slack: { botTokenFile: string | undefined; signingSecretFile: string | undefined; channel: string | undefined; userMapFile: string | undefined; apiUrl: string | undefined };
   log: { level: Env['CORDON_LOG_LEVEL'] };
-  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number };
+  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number; slapdPath: string | undefined };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -226,6 +228,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       placeholderMember: e.CORDON_LDAP_PLACEHOLDER_MEMBER,
     },
     log: { level: e.CORDON_LOG_LEVEL },
-    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT, ldapPort: e.CORDON_LDAP_PORT, awsDemoPort: e.CORDON_AWS_DEMO_PORT },
+    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT, ldapPort: e.CORDON_LDAP_PORT, awsDemoPort: e.CORDON_AWS_DEMO_PORT, slapdPath: e.CORDON_SLAPD_PATH ? path(e.CORDON_SLAPD_PATH) : undefined },
   });
 }

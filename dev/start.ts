@@ -158,7 +158,8 @@ async function main(): Promise<void> {
     const optionalEnv: Record<string, string> = {};
     const unavailable: string[] = [];
     let ldapLine: string;
-    const slapdPath = ['/usr/sbin/slapd', '/usr/local/sbin/slapd'].find((p) => existsSync(p));
+    const slapdCandidates = config.dev.slapdPath ? [config.dev.slapdPath] : ['/usr/sbin/slapd', '/usr/local/sbin/slapd'];
+    const slapdPath = slapdCandidates.find((p) => existsSync(p));
     if (slapdPath) {
       const ldapPassword = await ensureSecretFile(config.ldap.passwordFile);
       const stateDir = join(config.dataDir, 'ldap');
@@ -176,7 +177,7 @@ async function main(): Promise<void> {
       });
       ldapLine = `${ldap.url}  (OpenLDAP, ${ldapSeed.users} users, ${ldapSeed.groups} groups, base ${LDAP_SUFFIX})`;
     } else {
-      unavailable.push('deprovision-account and entitlement-cleanup on LDAP (install slapd: apt-get install slapd ldap-utils)');
+      unavailable.push(`deprovision-account and entitlement-cleanup on LDAP: no slapd at ${slapdCandidates.join(' or ')} (apt-get install slapd ldap-utils)`);
       ldapLine = 'not started: slapd is not installed';
     }
     let awsLine: string;

@@ -4,7 +4,7 @@
 // stops every child by PID, and a second start on the same data directory finds the run that was
 // waiting for approval still waiting.
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -220,8 +220,12 @@ describe('npm start (the embedded default)', () => {
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
-  it('finds the run still awaiting approval after a second start, and carol completes it', async () => {
-    await start();
+  it('starts again without slapd, naming the playbooks it cannot offer; the run awaiting approval still waits, and carol completes it', async () => {
+    // This time without slapd: the start goes on and says which playbooks it cannot offer.
+    env.CORDON_SLAPD_PATH = join(dataDir, 'no-such-slapd');
+    const child = await start();
+    expect(child.tail(40)).toContain(`Demo LDAP        not started: slapd is not installed`);
+    expect(child.tail(40)).toContain(`Unavailable here: deprovision-account and entitlement-cleanup on LDAP: no slapd at ${env.CORDON_SLAPD_PATH}`);
     const still = await showRun(adminRun);
     expect(still.status).toBe('awaiting_approval');
     expect(still.approvals.map((a) => a.approver)).toEqual(['bob']);
@@ -235,6 +239,16 @@ describe('npm start (the embedded default)', () => {
 
     const list = await cordon('--as', 'oscar', '--json', 'runs', 'list', '--status', 'completed');
     expect((JSON.parse(list.stdout) as { runs: { runId: string }[] }).runs.map((r) => r.runId)).toEqual(expect.arrayContaining([accountRun, adminRun]));
+    // An LDAP alert now fails at observe, naming the missing connector; nothing was planned.
+    const ldapAlert = JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts/leaver-ldap.json'), 'utf8')) as Record<string, unknown>;
+    const file = join(dataDir, 'leaver-ldap-again.json');
+    await writeFile(file, JSON.stringify({ ...ldapAlert, id: 'leaver-without-ldap', subject: { system: 'ldap', userName: 'ben.cohen' } }));
+    const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', file);
+    expect(sent.code, sent.stderr).toBe(0);
+    const failed = await waitForRun((JSON.parse(sent.stdout) as { runId: string }).runId, ['completed', 'failed', 'needs_human', 'compensated']);
+    expect(failed.status).toBe('failed');
+    expect(failed.error).toMatchObject({ type: 'UnknownSystem', message: expect.stringContaining('no connector is configured for system "ldap"') as unknown as string });
+    expect(failed.plan).toBeFalsy();
     const audit = await cordon('--as', 'oscar', 'audit', 'verify');
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toMatch(/ledger intact: \d+ entries/);
