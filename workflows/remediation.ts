@@ -22,6 +22,7 @@ import {
   SignedApproval,
   isTerminal,
   nonRetryableErrorTypes,
+  describeActionChange,
   type AccountSnapshot,
   type Action,
   type ApprovalResult,
@@ -323,7 +324,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       requestedBy: requestedBy.name,
       plan: {
         digest: plan.digest,
-        actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, group: a.type === 'RemoveGroupMembership' ? a.group.display : null })),
+        actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, change: describeActionChange(a) })),
       },
       requiredApprovals: decision.requiredApprovals,
       approverRoles,

@@ -117,7 +117,7 @@ export function renderApprovalMessage(notice: ApprovalNotice, publicUrl: string)
   const lines = approvalLines(notice.approvals, notice.requiredApprovals);
   const stage = stageLine(notice);
 
-  const actions = notice.plan.actions.slice(0, MAX_PLAN_LINES).map((a) => `• \`${a.type}\` ${escape(a.target)}${a.group !== null ? ` from *${escape(a.group)}*` : ''}`);
+  const actions = notice.plan.actions.slice(0, MAX_PLAN_LINES).map((a) => `• \`${a.type}\` ${escape(a.target)}: ${escape(a.change)}`);
   if (notice.plan.actions.length > MAX_PLAN_LINES) actions.push(`… and ${notice.plan.actions.length - MAX_PLAN_LINES} more`);
   const deadline = notice.expiresAt
     ? ` by <!date^${Math.floor(Date.parse(notice.expiresAt) / 1000)}^{date_short_pretty} {time}|${notice.expiresAt}>`

@@ -11,7 +11,7 @@ export interface ApprovalNotice {
   status: RunStatus;
   alert: { source: string; kind: string; severity: string; subject: string; summary: string | null };
   requestedBy: string;
-  plan: { digest: string; actions: { id: string; type: string; target: string; group: string | null }[] };
+  plan: { digest: string; actions: { id: string; type: string; target: string; change: string }[] };
   requiredApprovals: number;
   approverRoles: string[];
   approvals: Approval[];

@@ -239,7 +239,7 @@ describe('the approval message', () => {
       status: 'awaiting_approval',
       alert: { source: 'siem', kind: 'account.orphaned', severity: 'low', subject: 'jdoe', summary: '<!channel> see <https://evil.test|the docs> & act' },
       requestedBy: 'soc',
-      plan: { digest: 'b'.repeat(64), actions: [{ id: 'a1', type: 'DisableAccount', target: 'jdoe', group: null }] },
+      plan: { digest: 'b'.repeat(64), actions: [{ id: 'a1', type: 'DisableAccount', target: 'jdoe', change: 'active: true → false' }] },
       requiredApprovals: 1,
       approverRoles: ['approver'],
       approvals: [],
@@ -260,7 +260,7 @@ describe('the approval message', () => {
       status: 'rejected',
       alert: { source: 'siem', kind: 'account.leaver', severity: 'medium', subject: 'kim', summary: null },
       requestedBy: 'soc',
-      plan: { digest: 'd'.repeat(64), actions: [{ id: 'a1', type: 'RemoveGroupMembership', target: 'kim', group: 'admins' }] },
+      plan: { digest: 'd'.repeat(64), actions: [{ id: 'a1', type: 'RemoveGroupMembership', target: 'kim', change: 'member of admins: true → false' }] },
       requiredApprovals: 2,
       approverRoles: ['approver'],
       approvals: [
@@ -305,7 +305,7 @@ describe('approving a run from Slack', () => {
     expect(content).toContain('*Requested by* alice');
     expect(content).toContain('`DisableAccount`');
     expect(content).toContain('`RemoveGroupMembership`');
-    expect(content).toContain('from *admins*');
+    expect(content).toContain('member of admins: true → false');
     expect(content).toMatch(/Needs \*2 approvals\* from \*approver\* by <!date\^\d+\^/);
     expect(content).toContain(`<${PUBLIC_URL}/ui/runs/${run.runId}|${run.runId}>`);
     expect(JSON.stringify(message.blocks)).toContain(`"url":"${PUBLIC_URL}/ui/runs/${run.runId}"`);
