@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, expect } from 'vitest';
 import { ConfigError, KNOWN_ENV_VARS, loadConfig, PROJECT_ROOT } from '../../config/config.js';
@@ -131,6 +132,12 @@ describe('loadConfig', () => {
 });
 
 describe('KNOWN_ENV_VARS', () => {
+  it('are each documented in the README', async () => {
+    const readme = await readFile(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    expect(KNOWN_ENV_VARS.filter((name) => !readme.includes(`\`${name}\``))).toEqual([]);
+  });
+
+
   it('includes CORDON_API_PORT and TEMPORAL_ADDRESS', () => {
     expect(KNOWN_ENV_VARS).toContain('CORDON_API_PORT');
     expect(KNOWN_ENV_VARS).toContain('TEMPORAL_ADDRESS');
