@@ -49,7 +49,7 @@ export class CordonApi {
     return this.request('POST', options.ocsf ? '/v1/alerts/ocsf' : '/v1/alerts', body);
   }
 
-  listRuns(filter: { status?: string | undefined; playbook?: string | undefined; limit?: number | undefined }): Promise<{ runs: RunSummary[] }> {
+  listRuns(filter: { status?: string | undefined; playbook?: string | undefined; target?: string | undefined; limit?: number | undefined }): Promise<{ runs: RunSummary[] }> {
     const query = new URLSearchParams();
     for (const [key, value] of Object.entries(filter)) if (value !== undefined) query.set(key, String(value));
     const suffix = query.size > 0 ? `?${query.toString()}` : '';

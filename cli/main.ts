@@ -165,8 +165,9 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     .description('list runs, newest first')
     .addOption(new Option('--status <status>', 'only runs with this status'))
     .option('--playbook <name>', 'only runs of this playbook')
+    .option('--target <id or userName>', 'only runs acting on this account')
     .option('--limit <n>', 'at most this many runs', (v) => Number.parseInt(v, 10), 50)
-    .action(async (options: { status?: string; playbook?: string; limit: number }) => {
+    .action(async (options: { status?: string; playbook?: string; target?: string; limit: number }) => {
       const { api, json } = await client();
       const answer = await api.listRuns(options);
       out(json, answer, () => {

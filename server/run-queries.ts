@@ -1,13 +1,13 @@
-// What the web UI reads from Temporal: run lists from visibility (search attributes, no worker
-// needed), run views from the workflow's `getRun` query.
+// What the API and the web UI read from Temporal: run lists from visibility (search attributes, no
+// worker needed), run views from the workflow's `getRun` query.
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
-import { CordonError, RunStatus, type RunSummary, type RunView } from '../../domain/index.js';
-import { playbooks } from '../../playbooks/registry.js';
-import { getRunQuery } from '../../workflows/messages.js';
-import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
-import type { ServerContext } from '../app.js';
-import { isTimeout } from '../approvals.js';
+import { CordonError, RunStatus, type RunSummary, type RunView } from '../domain/index.js';
+import { playbooks } from '../playbooks/registry.js';
+import { getRunQuery } from '../workflows/messages.js';
+import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../workflows/search-attributes.js';
+import type { ServerContext } from './app.js';
+import { isTimeout } from './approvals.js';
 
 /**
  * A target filter: an account id or userName. Only characters that cannot end or escape a quoted

@@ -181,7 +181,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
 
   setHandler(getRunQuery, (): RunView => ({
     runId,
-    playbook: input.playbook,
+    // The plan's playbook is the one that acts (chosen by the alert's kind on the worker).
+    playbook: plan?.playbook ?? input.playbook,
     status,
     alert,
     requestedBy: requestedBy.name,
@@ -318,7 +319,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     const notice: ApprovalNotice = {
       event,
       runId,
-      playbook: input.playbook,
+      playbook: plan.playbook,
       status,
       alert: { source: alert.source, kind: alert.kind, severity: alert.severity, subject: alert.subject.userName ?? alert.subject.id ?? '', summary: alert.summary ?? null },
       requestedBy: requestedBy.name,

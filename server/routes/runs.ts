@@ -1,12 +1,10 @@
-import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
+import type { WorkflowExecutionDescription } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApprovalResult, ApprovalVerdict, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type Identity } from '../../domain/index.js';
-import { playbooks } from '../../playbooks/registry.js';
-import { getRunQuery } from '../../workflows/messages.js';
-import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
+import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type Identity } from '../../domain/index.js';
+import { CordonStatus } from '../../workflows/search-attributes.js';
 import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerContext } from '../app.js';
-import { isTimeout } from '../approvals.js';
+import { getRun, listRuns, RunFilters, runsAwaitingApproval } from '../run-queries.js';
 
 /** The run status recorded in a workflow's search attributes. */
 export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescription, 'typedSearchAttributes'>): RunStatus {
@@ -17,8 +15,7 @@ export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescr
 const RunParams = z.object({ runId: RunId });
 
 const ListQuery = z.strictObject({
-  status: RunStatus.optional(),
-  playbook: z.string().optional(),
+  ...RunFilters.shape,
   limit: z.coerce.number().int().min(1).max(500).default(50),
 });
 
@@ -32,45 +29,21 @@ const ApprovalBody = z.strictObject({
 /** GET /v1/runs, GET /v1/runs/:runId, POST /v1/runs/:runId/approvals. */
 export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps) => {
   const bearer = bearerAuth(deps.identities);
-  const workerTimeoutMs = deps.workerTimeoutMs ?? 10_000;
 
   app.get(
     '/v1/runs',
     {
       schema: {
-        summary: 'List runs, filtered by status and playbook (newest first)',
+        summary: 'List runs of this deployment\'s task queue, filtered by status, playbook and target (newest first)',
         security: [{ bearer: [] }],
         querystring: ListQuery,
         response: { 200: z.object({ runs: z.array(RunSummary) }), 400: ErrorBody, 401: ErrorBody },
       },
       onRequest: bearer,
     },
-    async (request, reply) => {
-      const { status, playbook, limit } = request.query;
-      if (playbook !== undefined && !Object.hasOwn(playbooks, playbook)) {
-        return sendError(reply, 'InvalidRequest', `unknown playbook "${playbook}" (known: ${Object.keys(playbooks).join(', ')})`);
-      }
-      // Values are checked against closed sets above, so they are safe to put in the visibility query.
-      const clauses = [`WorkflowType = 'remediationWorkflow'`];
-      if (status) clauses.push(`${CordonStatus.name} = '${status}'`);
-      if (playbook) clauses.push(`${CordonPlaybook.name} = '${playbook}'`);
-      const runs: RunSummary[] = [];
-      for await (const execution of deps.temporal.workflow.list({ query: clauses.join(' AND '), pageSize: Math.min(limit, 100) })) {
-        const sa = execution.typedSearchAttributes;
-        const parsedStatus = RunStatus.safeParse(sa.get(CordonStatus));
-        runs.push({
-          runId: execution.workflowId,
-          playbook: sa.get(CordonPlaybook) ?? null,
-          status: parsedStatus.success ? parsedStatus.data : null,
-          targets: sa.get(CordonTargets) ?? [],
-          alertSource: sa.get(CordonAlertSource) ?? null,
-          severity: sa.get(CordonSeverity) ?? null,
-          startedAt: execution.startTime.toISOString(),
-          closedAt: execution.closeTime?.toISOString() ?? null,
-        });
-        if (runs.length >= limit) break;
-      }
-      return { runs };
+    async (request) => {
+      const { limit, ...filters } = request.query;
+      return { runs: await listRuns(deps, filters, limit) };
     },
   );
 
@@ -88,13 +61,9 @@ export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps)
     async (request, reply) => {
       const { runId } = request.params;
       try {
-        const view = await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () =>
-          deps.temporal.workflow.getHandle(runId).query(getRunQuery),
-        );
-        return view;
+        return (await getRun(deps, runId)) ?? sendError(reply, 'NotFound', `no run ${runId}`);
       } catch (error) {
-        if (error instanceof WorkflowNotFoundError) return sendError(reply, 'NotFound', `no run ${runId}`);
-        if (isTimeout(error)) return sendError(reply, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
+        if (error instanceof CordonError) return sendFailure(reply, error.type, error.message);
         throw error;
       }
     },
@@ -145,22 +114,11 @@ export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps)
     },
     async (request) => {
       const identity = request.identity!;
-      const waiting: string[] = [];
-      for await (const execution of deps.temporal.workflow.list({ query: `WorkflowType = 'remediationWorkflow' AND ${CordonStatus.name} = 'awaiting_approval'`, pageSize: 100 })) {
-        waiting.push(execution.workflowId);
-        if (waiting.length >= INBOX_LIMIT) break;
-      }
-      const views = await mapBounded(waiting, 8, (runId) =>
-        deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () => deps.temporal.workflow.getHandle(runId).query(getRunQuery)).catch(() => undefined),
-      );
-      const runs = views.filter((view): view is RunView => view !== undefined && mayDecide(view, identity)).map(inboxItem);
-      return { runs };
+      const views = await runsAwaitingApproval(deps);
+      return { runs: views.filter((view) => mayDecide(view, identity)).map(inboxItem) };
     },
   );
 };
-
-/** The most runs the inbox looks at. */
-const INBOX_LIMIT = 200;
 
 /** A run in an approver's inbox. */
 export const InboxItem = z.object({
@@ -200,15 +158,4 @@ function inboxItem(view: RunView): InboxItem {
     stage: view.decision!.approvalStage,
     expiresAt: view.decision!.approvalExpiresAt,
   };
-}
-
-/** Maps with at most `concurrency` calls in flight, keeping order. */
-async function mapBounded<T, R>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, lane));
-  return results;
 }

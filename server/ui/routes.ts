@@ -9,7 +9,7 @@ import { playbooks } from '../../playbooks/registry.js';
 import type { ServerContext } from '../app.js';
 import { mayDecide } from '../routes/runs.js';
 import { isLoopbackUrl, type UiConfig } from './config.js';
-import { getRun, listRuns, RunFilters, runsAwaitingApproval } from './data.js';
+import { getRun, listRuns, RunFilters, runsAwaitingApproval } from '../run-queries.js';
 import type { Html } from './html.js';
 import { createOidcSignIn, describeOidcError, PENDING_LOGIN_TTL_MS } from './oidc.js';
 import { currentIdentity, DEFAULT_SESSION_TTL_SECONDS, registerSession, signIn, takeFlash, type Flash } from './session.js';

@@ -2,7 +2,7 @@
 // filters and the visibility query they make.
 import { describe, expect, it } from 'vitest';
 import type { RunAction, RunView } from '../../domain/index.js';
-import { RunFilters, visibilityQuery } from '../../server/ui/data.js';
+import { RunFilters, visibilityQuery } from '../../server/run-queries.js';
 import { escapeHtml, html, isHtml, join } from '../../server/ui/html.js';
 import { changedObjects, describeChange, formatDuration, formatTime, whyNoDecision } from '../../server/ui/views.js';
 

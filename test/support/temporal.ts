@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { expect, inject } from 'vitest';
 import { createRemediationActivities, type RemediationDeps } from '../../activities/remediation.js';
 import { runIdFor, type Alert, type Identity, type RunStatus, type RunView } from '../../domain/index.js';
+import { playbookForKind } from '../../playbooks/registry.js';
 import { installTemporalRuntime } from '../../workers/runtime.js';
 import { testVerifyKeys } from './approval-keys.js';
 import { getRunQuery } from '../../workflows/messages.js';
@@ -69,7 +70,7 @@ export function alertFor(subject: { userName?: string; id?: string }, overrides:
 /** Starts a remediation run directly on Temporal, as the API does. */
 export async function startRun(client: Client, taskQueue: string, alert: Alert, requestedBy: Identity = { name: 'soc', roles: ['soc'] }) {
   const runId = runIdFor(alert.source, alert.id, alert.mode ?? 'live');
-  const input: RemediationInput = { runId, playbook: 'deprovision-account', alert, requestedBy, receivedAt: new Date().toISOString() };
+  const input: RemediationInput = { runId, playbook: playbookForKind(alert.kind)?.name ?? 'unknown', alert, requestedBy, receivedAt: new Date().toISOString() };
   return client.workflow.start('remediationWorkflow', { workflowId: runId, taskQueue, args: [input] });
 }
 
