@@ -1,7 +1,5 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { KillSwitchScope, scopeKey, type BudgetUsage, type KillSwitchState } from '../domain/index.js';
+import { openSqliteFile } from './sqlite.js';
 
 /** A budget as the store counts it: a name, what it allows per window, and what it counts. */
 export interface BudgetSpec {
@@ -57,12 +55,7 @@ CREATE INDEX IF NOT EXISTS budget_reservation_window ON budget_reservation (budg
 
 /** The embedded guardrail state: tables in the SQLite file the ledger uses (WAL, several processes). */
 export function openSqliteGuardrailState(options: { path: string; clock?: () => number }): GuardrailState {
-  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 10000');
-  db.exec(SCHEMA);
+  const db = openSqliteFile(options.path, SCHEMA);
   const now = options.clock ?? (() => Date.now());
 
   const countSince = db.prepare<[string, number], { used: number; oldest: number | null }>(

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import { canonicalJson, type LedgerVerification } from '../domain/index.js';
+import { openSqliteFile } from './sqlite.js';
 
 /** JSON data carried by a ledger entry. */
 export type LedgerData = { [key: string]: unknown };
@@ -145,12 +143,7 @@ export interface SqliteLedgerOptions {
  * an IMMEDIATE transaction, so writers in several processes still form one chain.
  */
 export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
-  if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 10000');
-  db.exec(SCHEMA);
+  const db = openSqliteFile(options.path, SCHEMA);
   const clock = options.clock ?? (() => new Date());
 
   const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1');
