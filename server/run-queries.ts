@@ -1,6 +1,6 @@
 // What the API and the web UI read from Temporal: run lists from visibility (search attributes, no
 // worker needed), run views from the workflow's `getRun` query.
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type WorkflowExecutionDescription } from '@temporalio/client';
 import { z } from 'zod';
 import { CordonError, RunStatus, type RunSummary, type RunView } from '../domain/index.js';
 import { playbooks } from '../playbooks/registry.js';
@@ -65,6 +65,12 @@ export async function listRuns(deps: Pick<ServerContext, 'temporal' | 'taskQueue
     if (runs.length >= limit) break;
   }
   return runs;
+}
+
+/** The run status recorded in a workflow's search attributes. */
+export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescription, 'typedSearchAttributes'>): RunStatus {
+  const parsed = RunStatus.safeParse(description.typedSearchAttributes.get(CordonStatus));
+  return parsed.success ? parsed.data : 'observing';
 }
 
 /** A run's view from its workflow; undefined when there is no such run. Throws ServiceUnavailable when no worker answers in time. */

@@ -9,7 +9,7 @@ import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, Cordon
 import { bearerAuth, rejectUnparsedBody, sendError, type ServerDeps } from '../app.js';
 import { verifyAlertSignature } from '../hmac.js';
 import { ocsfToAlert } from '../ocsf.js';
-import { runStatusFromVisibility } from './runs.js';
+import { runStatusFromVisibility } from '../run-queries.js';
 
 /** The identity of alert senders that authenticate with the shared HMAC secret. */
 export const WEBHOOK_IDENTITY: Identity = Object.freeze({ name: 'webhook', roles: ['soc'] }) as Identity;

@@ -1,16 +1,8 @@
-import type { WorkflowExecutionDescription } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunStatus, RunSummary, RunView, type Identity } from '../../domain/index.js';
-import { CordonStatus } from '../../workflows/search-attributes.js';
+import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunSummary, RunView, type Identity } from '../../domain/index.js';
 import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerContext } from '../app.js';
 import { getRun, listRuns, RunFilters, runsAwaitingApproval } from '../run-queries.js';
-
-/** The run status recorded in a workflow's search attributes. */
-export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescription, 'typedSearchAttributes'>): RunStatus {
-  const parsed = RunStatus.safeParse(description.typedSearchAttributes.get(CordonStatus));
-  return parsed.success ? parsed.data : 'observing';
-}
 
 const RunParams = z.object({ runId: RunId });
 
