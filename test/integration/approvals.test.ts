@@ -14,6 +14,7 @@ import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
 import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
+import { rejectionOf } from '../support/errors.js';
 
 let env: RemediationEnv;
 const workers: RunningWorker[] = [];
@@ -57,12 +58,8 @@ function decide(handle: WorkflowHandle, approver: string, roles: Role[], decisio
 }
 
 async function refusalType(promise: Promise<unknown>): Promise<string | undefined> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(WorkflowUpdateFailedError);
-  return ((error as WorkflowUpdateFailedError).cause as ApplicationFailure).type ?? undefined;
+  const error = await rejectionOf(promise, WorkflowUpdateFailedError);
+  return (error.cause as ApplicationFailure).type ?? undefined;
 }
 
 describe('the approval window', () => {

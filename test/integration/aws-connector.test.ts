@@ -7,8 +7,9 @@ import { CreatePolicyCommand, DeleteUserCommand, GetLoginProfileCommand, GetPoli
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createIamClient } from '../../activities/connectors/aws/iam-client.js';
 import { createIamConnector, type IamConnector } from '../../activities/connectors/aws/iam-connector.js';
-import { AccountSnapshot, CordonError } from '../../domain/index.js';
+import { AccountSnapshot } from '../../domain/index.js';
 import { freePort } from '../../dev/processes.js';
+import { cordonErrorOf } from '../support/errors.js';
 import { startMoto, TestAws, type TestMoto } from '../support/moto.js';
 
 let moto: TestMoto;
@@ -30,14 +31,6 @@ afterAll(async () => {
   await moto?.stop();
 });
 
-async function failure(promise: Promise<unknown>): Promise<CordonError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CordonError);
-  return error as CordonError;
-}
 
 async function keyStatuses(userName: string): Promise<Record<string, string | undefined>> {
   const { AccessKeyMetadata } = await moto.client.send(new ListAccessKeysCommand({ UserName: userName }));
@@ -111,14 +104,14 @@ describe('IAM connector: reads', () => {
     expect((await connector.readAccount({ id: a.id })).account).toMatchObject({ id: a.id, name: a.userName });
     expect((await connector.readAccount({ id: role.id, kind: 'role' })).account).toMatchObject({ id: role.id, name: role.roleName, kind: 'role' });
     expect((await connector.readAccount({ id: a.id, userName: a.userName })).account.id).toBe(a.id);
-    const ambiguous = await failure(connector.readAccount({ id: a.id, userName: b.userName }));
+    const ambiguous = await cordonErrorOf(connector.readAccount({ id: a.id, userName: b.userName }));
     expect(ambiguous.type).toBe('TargetAmbiguous');
     expect(ambiguous.retryable).toBe(false);
   });
 
   it('answers TargetNotFound, non-retryable, for an unknown user, role or id', async () => {
     for (const ref of [{ userName: 'nobody-here' }, { userName: 'nobody-here', kind: 'role' as const }, { id: 'AIDANOSUCHUSER000000' }, { id: 'AROANOSUCHROLE000000', kind: 'role' as const }]) {
-      const error = await failure(connector.readAccount(ref));
+      const error = await cordonErrorOf(connector.readAccount(ref));
       expect(error.type).toBe('TargetNotFound');
       expect(error.retryable).toBe(false);
     }
@@ -143,7 +136,7 @@ describe('IAM connector: access keys', () => {
     expect(found.owner).toEqual({ id: user.id, userName: user.userName, kind: 'user' });
     expect(found.credential).toMatchObject({ id: key.accessKeyId, active: true, lastUsedAt: null });
     expect(found.credential.createdAt).toMatch(ISO);
-    expect((await failure(connector.findCredential('AKIAUNKNOWNKEY000000'))).type).toBe('TargetNotFound');
+    expect((await cordonErrorOf(connector.findCredential('AKIAUNKNOWNKEY000000'))).type).toBe('TargetNotFound');
   });
 
   it("deactivates exactly one key and leaves the user's other key active (cloud-custodian#5583), idempotently", async () => {
@@ -169,7 +162,7 @@ describe('IAM connector: access keys', () => {
     const user = await aws.user('holder', { keys: 1 });
     const stranger = await aws.user('stranger', { keys: 1 });
     const strangersKey = stranger.keys[0]!.accessKeyId;
-    const error = await failure(connector.setCredentialActive({ id: user.id, name: user.userName, kind: 'user' }, strangersKey, false));
+    const error = await cordonErrorOf(connector.setCredentialActive({ id: user.id, name: user.userName, kind: 'user' }, strangersKey, false));
     expect(error.type).toBe('TargetNotFound');
     expect(await keyStatuses(stranger.userName)).toEqual({ [strangersKey]: 'Active' });
   });
@@ -232,7 +225,7 @@ describe('IAM connector: quarantine policy', () => {
         PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
       }),
     );
-    const error = await failure(connector.quarantinePolicy());
+    const error = await cordonErrorOf(connector.quarantinePolicy());
     expect(error.type).toBe('ConnectorRejected');
     expect(error.retryable).toBe(false);
   });
@@ -293,8 +286,8 @@ describe('IAM connector: groups and console access', () => {
     const role = await aws.role('no-console');
     const group = await aws.group('any');
     const handle = { id: role.id, name: role.roleName, kind: 'role' as const };
-    expect((await failure(connector.setAccountActive(handle, false))).type).toBe('UnsupportedOperation');
-    expect((await failure(connector.addGroupMember(group, handle))).type).toBe('UnsupportedOperation');
+    expect((await cordonErrorOf(connector.setAccountActive(handle, false))).type).toBe('UnsupportedOperation');
+    expect((await cordonErrorOf(connector.addGroupMember(group, handle))).type).toBe('UnsupportedOperation');
     expect((await connector.readAccount({ userName: role.roleName, kind: 'role' })).account.active).toBe(true);
   });
 });
@@ -317,7 +310,7 @@ describe('IAM connector: identity and failures', () => {
       () => connector.removeGroupMember(admins, handle),
       () => connector.setCredentialActive(handle, original.keys[0]!.accessKeyId, false),
     ]) {
-      const error = await failure(attempt());
+      const error = await cordonErrorOf(attempt());
       expect(error.type).toBe('TargetAmbiguous');
       expect(error.retryable).toBe(false);
     }
@@ -330,9 +323,9 @@ describe('IAM connector: identity and failures', () => {
   it('answers TargetNotFound for an unknown user or policy, and ConnectorRejected for a malformed policy ARN', async () => {
     const user = await aws.user('target');
     const handle = { id: user.id, name: user.userName, kind: 'user' as const };
-    expect((await failure(connector.attachPolicy({ id: 'AIDAGONE', name: 'gone-user' }, { id: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }))).type).toBe('TargetNotFound');
-    expect((await failure(connector.attachPolicy(handle, { id: 'arn:aws:iam::123456789012:policy/does-not-exist' }))).type).toBe('TargetNotFound');
-    const malformed = await failure(connector.attachPolicy(handle, { id: 'not-an-arn' }));
+    expect((await cordonErrorOf(connector.attachPolicy({ id: 'AIDAGONE', name: 'gone-user' }, { id: 'arn:aws:iam::aws:policy/ReadOnlyAccess' }))).type).toBe('TargetNotFound');
+    expect((await cordonErrorOf(connector.attachPolicy(handle, { id: 'arn:aws:iam::123456789012:policy/does-not-exist' }))).type).toBe('TargetNotFound');
+    const malformed = await cordonErrorOf(connector.attachPolicy(handle, { id: 'not-an-arn' }));
     expect(malformed.type).toBe('ConnectorRejected');
     expect(malformed.retryable).toBe(false);
     expect((await connector.readAccount({ userName: user.userName })).policies).toEqual([]);
@@ -342,7 +335,7 @@ describe('IAM connector: identity and failures', () => {
     const client = createIamClient({ region: 'us-east-1', endpoint: `http://127.0.0.1:${await freePort()}`, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, connectionTimeoutMs: 2000 });
     const down = createIamConnector('aws', { client });
     try {
-      const error = await failure(down.readAccount({ userName: 'anyone' }));
+      const error = await cordonErrorOf(down.readAccount({ userName: 'anyone' }));
       expect(error.type).toBe('ConnectorUnavailable');
       expect(error.retryable).toBe(true);
     } finally {
@@ -392,7 +385,7 @@ describe('IAM connector: identity and failures', () => {
         for (const c of cases) {
           answer = c;
           const before = requests;
-          const error = await failure(scripted.readAccount({ userName: 'someone' }));
+          const error = await cordonErrorOf(scripted.readAccount({ userName: 'someone' }));
           expect({ code: c.code, type: error.type }).toEqual({ code: c.code, type: c.type });
           expect(error.details).toMatchObject({ operation: 'GetUser', httpStatus: c.status });
           // One attempt per call: retries are the activity's, visible in the run's history.

@@ -15,6 +15,7 @@ import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type FaultPlan } from '../support/faults.js';
 import { startMoto, TestAws, type TestMoto } from '../support/moto.js';
+import { guardrailsFrom } from '../support/policy-files.js';
 import { expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 let env: RemediationEnv;
@@ -65,6 +66,11 @@ async function faultyQueue(faults: FaultPlan): Promise<string> {
   const taskQueue = `${env.taskQueue}-${randomBytes(4).toString('hex')}`;
   extraWorkers.push(await startWorker({ taskQueue, connectors: { scim: env.connector, aws: withFaults(iam, faults) }, ledger: env.ledger, policy: env.policy }));
   return taskQueue;
+}
+
+/** Guardrails under which quarantine-agent treats `group` as the privileged group (test groups carry a suffix). */
+function privilegedGroupIs(group: string) {
+  return guardrailsFrom(`version: 1\nplaybooks:\n  quarantine-agent:\n    privilegedGroups: ['${group}']\n`);
 }
 
 async function approveAll(handle: Awaited<ReturnType<typeof startRun>>, run: RunView, approvers: string[]) {
@@ -131,13 +137,7 @@ describe('quarantine-agent', () => {
     // Privileged groups are named by the guardrails (default: admins); this test's group has a suffix.
     const agent = await aws.user('svc-agent', { keys: 2, groups: [admins, readers] });
     const queue = `${env.taskQueue}-privileged`;
-    const { loadGuardrails } = await import('../../policies/guardrails.js');
-    const { mkdtemp, writeFile } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const file = join(await mkdtemp(join(tmpdir(), 'cordon-guardrails-')), 'guardrails.yaml');
-    await writeFile(file, `version: 1\nplaybooks:\n  quarantine-agent:\n    privilegedGroups: ['${admins.name}']\n`);
-    extraWorkers.push(await startWorker({ taskQueue: queue, connectors: { aws: iam }, ledger: env.ledger, policy: env.policy, guardrails: await loadGuardrails(file) }));
+    extraWorkers.push(await startWorker({ taskQueue: queue, connectors: { aws: iam }, ledger: env.ledger, policy: env.policy, guardrails: await privilegedGroupIs(admins.name) }));
 
     const handle = await startRun(env.client, queue, alert('agent.anomalous', { severity: 'high', subject: { system: 'aws', userName: agent.userName, kind: 'user' } }), soc);
     const run = await waitForStatus(handle, ['completed', 'awaiting_approval', 'failed']);
@@ -155,14 +155,8 @@ describe('quarantine-agent', () => {
       const admins = await aws.group('admins');
       const agent = await aws.user('svc-fail', { keys: 2, groups: [admins] });
       const before = await userState(agent.userName);
-      const { loadGuardrails } = await import('../../policies/guardrails.js');
-      const { mkdtemp, writeFile } = await import('node:fs/promises');
-      const { tmpdir } = await import('node:os');
-      const { join } = await import('node:path');
-      const file = join(await mkdtemp(join(tmpdir(), 'cordon-guardrails-')), 'guardrails.yaml');
-      await writeFile(file, `version: 1\nplaybooks:\n  quarantine-agent:\n    privilegedGroups: ['${admins.name}']\n`);
       const taskQueue = `${env.taskQueue}-k${k}-${randomBytes(3).toString('hex')}`;
-      extraWorkers.push(await startWorker({ taskQueue, connectors: { aws: withFaults(iam, { failApplyAfter: k }) }, ledger: env.ledger, policy: env.policy, guardrails: await loadGuardrails(file) }));
+      extraWorkers.push(await startWorker({ taskQueue, connectors: { aws: withFaults(iam, { failApplyAfter: k }) }, ledger: env.ledger, policy: env.policy, guardrails: await privilegedGroupIs(admins.name) }));
       const handle = await startRun(env.client, taskQueue, alert('agent.anomalous', { subject: { system: 'aws', userName: agent.userName, kind: 'user' } }), soc);
       const run = await waitForStatus(handle, ['compensated', 'needs_human', 'completed', 'failed']);
       expect({ status: run.status, error: run.error }).toMatchObject({ status: 'compensated' });

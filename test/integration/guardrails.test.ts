@@ -2,17 +2,14 @@
 // (asked for, and forced by autonomy), budgets shared by concurrent runs, and drift between approval
 // and execution.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runIdFor, type RunView } from '../../domain/index.js';
-import { loadGuardrails, type Guardrails } from '../../policies/guardrails.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
 import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import { guardrailsFrom } from '../support/policy-files.js';
 import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 let env: RemediationEnv;
@@ -26,12 +23,6 @@ afterAll(async () => {
   for (const worker of workers) await worker.stop();
   await env?.close();
 });
-
-async function guardrailsFrom(yaml: string): Promise<Guardrails> {
-  const file = join(await mkdtemp(join(tmpdir(), 'cordon-guardrails-')), 'guardrails.yaml');
-  await writeFile(file, yaml);
-  return loadGuardrails(file);
-}
 
 /** A worker of its own (own task queue) under these guardrails. */
 async function workerWith(yaml: string): Promise<string> {

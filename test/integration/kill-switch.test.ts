@@ -11,11 +11,11 @@ import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { runCli } from '../../cli/main.js';
 import type { RunView } from '../../domain/index.js';
-import { loadGuardrails } from '../../policies/guardrails.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { identityStore } from '../../server/identities.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { defaultDirection } from '../support/faults.js';
+import { guardrailsFrom } from '../support/policy-files.js';
 import { alertFor, startWorker, type RunningWorker } from '../support/temporal.js';
 
 const token = () => `tok_${randomBytes(16).toString('hex')}`;
@@ -47,14 +47,12 @@ function recording(inner: DirectoryConnector): DirectoryConnector {
 
 beforeAll(async () => {
   env = await startRemediationEnv();
-  const file = join(await mkdtemp(join(tmpdir(), 'cordon-guardrails-')), 'guardrails.yaml');
-  await writeFile(file, 'version: 1\n');
   worker = await startWorker({
     taskQueue: env.taskQueue,
     connectors: { scim: recording(env.connector) },
     ledger: env.ledger,
     policy: env.policy,
-    guardrails: await loadGuardrails(file),
+    guardrails: await guardrailsFrom('version: 1\n'),
     guardrailState: env.guardrailState,
   });
   app = await buildServer({ temporal: env.client, taskQueue: env.taskQueue, ledger: env.ledger, guardrailState: env.guardrailState, identities, log: pino({ level: 'silent' }) });

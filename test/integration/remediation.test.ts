@@ -1,19 +1,17 @@
 // The remediation workflow end to end on a real Temporal dev server and a real scim2-server:
 // the auto path, approvals (quorum, separation of duties, stale digest, roles), rejection, expiry,
 // denial, failures before any change, and cancellation.
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import type { ApprovalRequest, Identity, SignedApproval } from '../../domain/index.js';
-import { DEFAULT_POLICY_DIR, loadPolicyEngine, type PolicyEngine } from '../../policies/engine.js';
+import { loadPolicyEngine, type PolicyEngine } from '../../policies/engine.js';
 import type { Ledger } from '../../store/ledger.js';
 import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
 import { signForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import { copyDefaultPolicies } from '../support/policy-files.js';
 import type { TestOrg, TestScim } from '../support/scim.js';
 import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
@@ -248,11 +246,9 @@ describe('approval expiry', () => {
 
   beforeAll(async () => {
     // The default policies with a 2-second approval window.
-    const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
-    await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
-    const file = join(dir, 'default.cedar');
-    const text = (await readFile(file, 'utf8')).replaceAll('@expires("24h")', '@expires("2s")');
-    await writeFile(file, text.replace('@escalateAfter("12h")\n', '').replace('@escalateRoles("admin")\n', ''));
+    const dir = await copyDefaultPolicies((text) =>
+      text.replaceAll('@expires("24h")', '@expires("2s")').replace('@escalateAfter("12h")\n', '').replace('@escalateRoles("admin")\n', ''),
+    );
     const shortPolicy = await loadPolicyEngine(dir);
     shortQueue = `${env.taskQueue}-expiry`;
     shortWorker = await startWorker({ taskQueue: shortQueue, connectors: { scim: connector }, ledger, policy: shortPolicy });

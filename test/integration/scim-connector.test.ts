@@ -5,6 +5,7 @@ import { ScimClient } from '../../activities/connectors/scim/scim-client.js';
 import { createScimConnector, type ScimConnector } from '../../activities/connectors/scim/scim-connector.js';
 import { CordonError } from '../../domain/index.js';
 import { freePort } from '../../dev/processes.js';
+import { cordonErrorOf } from '../support/errors.js';
 import { startScim, TestOrg, type TestScim } from '../support/scim.js';
 
 let scim: TestScim;
@@ -22,12 +23,7 @@ afterAll(async () => {
 });
 
 async function failureType(promise: Promise<unknown>): Promise<string> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(CordonError);
-  return (error as CordonError).type;
+  return (await cordonErrorOf(promise)).type;
 }
 
 describe('SCIM connector', () => {

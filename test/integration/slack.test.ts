@@ -3,9 +3,6 @@
 // server, a real worker and a real scim2-server, and go through the same approval Update as every
 // other channel. Refused clicks get an ephemeral reply (at the recorder's response_url) and a ledger entry.
 import { randomBytes } from 'node:crypto';
-import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { WebClient } from '@slack/web-api';
 import { Client, type WorkflowClientInterceptor, type WorkflowHandle } from '@temporalio/client';
@@ -14,13 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSlackNotifier, renderApprovalMessage, slackLogger, SLACK_APPROVE_ACTION, SLACK_OPEN_RUN_ACTION, SLACK_REJECT_ACTION } from '../../activities/notify/slack.js';
 import type { ApprovalNotice } from '../../activities/notify/types.js';
 import type { Identity, RunView } from '../../domain/index.js';
-import { DEFAULT_POLICY_DIR, loadPolicyEngine } from '../../policies/engine.js';
+import { loadPolicyEngine } from '../../policies/engine.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { responseUrlAllowed, signSlackRequest, verifySlackSignature } from '../../server/chat/slack.js';
 import { identityStore, type IdentitiesFile } from '../../server/identities.js';
 import { getRunQuery } from '../../workflows/messages.js';
 import { testSigningKey } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
+import { copyDefaultPolicies } from '../support/policy-files.js';
 import { startSlackRecorder, type SlackBlockLike, type SlackMessageState, type SlackRecorder } from '../support/slack-recorder.js';
 import { alertFor, quietLog, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
@@ -483,13 +481,11 @@ describe('a run that waits: escalation, reminders and expiry in the message', ()
 
   beforeAll(async () => {
     // The default policies, with a 4-second window for privileged accounts that escalates to admin after 1 s (not 12 h).
-    const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
-    await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
-    const file = join(dir, 'default.cedar');
-    const original = await readFile(file, 'utf8');
     const privileged = '@approvers("2")\n@roles("approver")\n@expires("24h")\n@escalateAfter("12h")\n@escalateRoles("admin")';
-    expect(original).toContain(privileged);
-    await writeFile(file, original.replace(privileged, '@approvers("2")\n@roles("approver")\n@expires("4s")\n@escalateAfter("1s")\n@escalateRoles("admin")'));
+    const dir = await copyDefaultPolicies((original) => {
+      expect(original).toContain(privileged);
+      return original.replace(privileged, '@approvers("2")\n@roles("approver")\n@expires("4s")\n@escalateAfter("1s")\n@escalateRoles("admin")');
+    });
     shortQueue = `${env.taskQueue}-short`;
     const slackClient = new WebClient(botToken, { slackApiUrl: recorder.apiUrl, retryConfig: { retries: 0 }, logger: slackLogger(quietLog) });
     shortWorker = await startWorker({

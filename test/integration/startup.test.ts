@@ -1,12 +1,12 @@
 // What an operator sees when a worker or the API cannot start: the file, line and reason of a broken
 // policy, or the misspelt setting, and a non-zero exit, before anything runs.
 import { execFile } from 'node:child_process';
-import { cp, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 import { PROJECT_ROOT } from '../../config/config.js';
-import { DEFAULT_POLICY_DIR } from '../../policies/engine.js';
+import { copyDefaultPolicies } from '../support/policy-files.js';
 
 function run(entry: string, env: Record<string, string>): Promise<{ code: number; stderr: string }> {
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CORDON_')));
@@ -19,8 +19,7 @@ function run(entry: string, env: Record<string, string>): Promise<{ code: number
 
 describe('startup', () => {
   it('stops the worker on a broken policy file, naming the file, line and reason', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
-    await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
+    const dir = await copyDefaultPolicies();
     await writeFile(join(dir, 'broken.cedar'), '// a team policy\n@id("typo")\npermit (principal, action, resource) when { resource.sponsor == "x" };\n');
     const data = await mkdtemp(join(tmpdir(), 'cordon-data-'));
     const { code, stderr } = await run('workers/main.ts', { CORDON_POLICY_DIR: dir, CORDON_DATA_DIR: data, TEMPORAL_ADDRESS: inject('temporalAddress') });
@@ -30,8 +29,7 @@ describe('startup', () => {
   });
 
   it('stops the worker on a broken guardrails file, naming the line and the reason', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'cordon-policies-'));
-    await cp(DEFAULT_POLICY_DIR, dir, { recursive: true, filter: (src) => !src.endsWith('.ts') });
+    const dir = await copyDefaultPolicies();
     await writeFile(join(dir, 'guardrails.yaml'), 'version: 1\nbudgets:\n  - name: disables\n    limit: 10\n    window: 1 hour\n');
     const data = await mkdtemp(join(tmpdir(), 'cordon-data-'));
     const { code, stderr } = await run('workers/main.ts', { CORDON_POLICY_DIR: dir, CORDON_DATA_DIR: data, TEMPORAL_ADDRESS: inject('temporalAddress') });

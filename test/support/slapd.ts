@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'ldapts';
+import { Client, InvalidCredentialsError } from 'ldapts';
 import { inject } from 'vitest';
 import { freePort } from '../../dev/processes.js';
 import { LDAP_GROUPS_DN, LDAP_PEOPLE_DN, LDAP_PLACEHOLDER_MEMBER, seedDirectory, startSlapd, type Slapd } from '../../dev/ldap/slapd.js';
@@ -20,6 +20,8 @@ export interface TestSlapd {
   pid: number;
   /** A client bound as the root DN, for arranging and checking the directory behind the connector's back. */
   admin(): Promise<Client>;
+  /** Whether `dn` can bind with `password` (ppolicy answers invalidCredentials for a locked account). */
+  canBind(dn: string, password: string): Promise<boolean>;
   /** Stops slapd by PID and removes its files. */
   stop(): Promise<void>;
 }
@@ -59,6 +61,18 @@ export async function startTestSlapd(): Promise<TestSlapd> {
       await client.bind(running.bindDN, password);
       clients.push(client);
       return client;
+    },
+    async canBind(dn, password) {
+      const client = new Client({ url: running.url, connectTimeout: 2000, timeout: 5000 });
+      try {
+        await client.bind(dn, password);
+        return true;
+      } catch (error) {
+        if (error instanceof InvalidCredentialsError) return false;
+        throw error;
+      } finally {
+        await client.unbind().catch(() => undefined);
+      }
     },
     async stop() {
       for (const client of clients) await client.unbind().catch(() => undefined);

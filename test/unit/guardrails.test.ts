@@ -7,6 +7,7 @@ import { planDigest, type AccountSnapshot, type Action, type Alert, type BudgetU
 import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyRequest } from '../../policies/engine.js';
 import { decideRun, loadGuardrails, noGuardrails, planConnectors, planTargets, type Guardrails } from '../../policies/guardrails.js';
+import { rejectionOf } from '../support/errors.js';
 
 const SHIPPED = join(DEFAULT_POLICY_DIR, 'guardrails.yaml');
 const HOUR_MS = 3_600_000;
@@ -29,12 +30,7 @@ const guardrailsFrom = async (text: string): Promise<Guardrails> => loadGuardrai
 
 /** Loads a file that must be refused and returns the PolicyLoadError, checking the `file:line:col: ` prefix. */
 async function loadError(path: string): Promise<PolicyLoadError> {
-  const error: unknown = await loadGuardrails(path).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PolicyLoadError);
-  const loadErr = error as PolicyLoadError;
+  const loadErr = await rejectionOf(loadGuardrails(path), PolicyLoadError);
   expect(loadErr.message.startsWith(`${loadErr.file}:${loadErr.line}:${loadErr.column}: `)).toBe(true);
   return loadErr;
 }

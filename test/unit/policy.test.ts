@@ -6,6 +6,7 @@ import { planDigest, type AccountSnapshot, type Alert, type Plan, type Severity 
 import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyEngine, type PolicyRequest } from '../../policies/engine.js';
 import { decideRun, noGuardrails } from '../../policies/guardrails.js';
+import { rejectionOf } from '../support/errors.js';
 
 /** Decides with no guardrail file: policy alone. */
 const decideWith = (engine: PolicyEngine, request: PolicyRequest) => decideRun(engine, noGuardrails(), request, { mode: 'live', budgets: [], killSwitches: [] });
@@ -28,12 +29,7 @@ async function policyDir(files: Record<string, string>, options: { schema?: bool
 
 /** Loads a directory that must fail, and returns the PolicyLoadError. */
 async function loadError(dir: string): Promise<PolicyLoadError> {
-  const error: unknown = await loadPolicyEngine(dir).then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(PolicyLoadError);
-  const loadErr = error as PolicyLoadError;
+  const loadErr = await rejectionOf(loadPolicyEngine(dir), PolicyLoadError);
   expect(loadErr.message.startsWith(`${loadErr.file}:${loadErr.line}:${loadErr.column}: `)).toBe(true);
   return loadErr;
 }

