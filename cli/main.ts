@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { Command, CommanderError, Option } from 'commander';
-import pc from 'picocolors';
+import picocolors from 'picocolors';
+
+type Colors = ReturnType<typeof picocolors.createColors>;
 import { loadCliEnv } from '../config/cli-env.js';
 import { describeActionChange, scopeKey, type KillSwitchScope, type RunView } from '../domain/index.js';
 import { ApiError, CordonApi } from './api-client.js';
@@ -39,8 +41,8 @@ interface GlobalOptions {
 
 class UsageError extends Error {}
 
-/** A table that is coloured only where the terminal takes colours (picocolors honours NO_COLOR). */
-function newTable(head: string[]): Table.Table {
+/** A table, with coloured borders and headings only when `pc` colours. */
+function newTable(pc: Colors, head: string[]): Table.Table {
   return new Table({ head, style: pc.isColorSupported ? { head: ['cyan'], border: ['grey'] } : { head: [], border: [] } });
 }
 
@@ -69,7 +71,7 @@ async function resolveToken(options: GlobalOptions, dataDir: string, envToken: s
   return envToken;
 }
 
-const statusColour = (status: string | null | undefined): string => {
+const statusColour = (pc: Colors, status: string | null | undefined): string => {
   if (!status) return pc.dim('unknown');
   if (status === 'completed') return pc.green(status);
   if (status === 'awaiting_approval') return pc.yellow(status);
@@ -77,14 +79,14 @@ const statusColour = (status: string | null | undefined): string => {
   return pc.cyan(status);
 };
 
-function printRun(run: RunView, write: (line: string) => void): void {
-  write(`${pc.bold(run.runId)}  ${statusColour(run.status)}  playbook ${run.playbook}`);
+function printRun(pc: Colors, run: RunView, write: (line: string) => void): void {
+  write(`${pc.bold(run.runId)}  ${statusColour(pc, run.status)}  playbook ${run.playbook}`);
   write(`  alert      ${run.alert.source}/${run.alert.id}  ${run.alert.kind}  severity ${run.alert.severity}  subject ${run.alert.subject.userName ?? run.alert.subject.id} (${run.alert.subject.system})`);
   write(`  requested  by ${run.requestedBy} at ${run.createdAt}`);
   if (run.error) write(`  error      ${pc.red(run.error.type)}: ${run.error.message}`);
   if (run.plan) {
     write(`\n${pc.bold('Plan')}  digest ${run.plan.digest}`);
-    const table = newTable(['action', 'type', 'target', 'change', 'policy']);
+    const table = newTable(pc, ['action', 'type', 'target', 'change', 'policy']);
     for (const action of run.plan.actions) {
       const change = describeActionChange(action);
       table.push([action.id, action.type, `${action.target.display} (${action.target.id})`, change, action.decision ?? '']);
@@ -105,7 +107,7 @@ function printRun(run: RunView, write: (line: string) => void): void {
   }
   if (run.journal.length > 0) {
     write(`\n${pc.bold('Journal')}`);
-    const table = newTable(['action', 'status', 'evidence']);
+    const table = newTable(pc, ['action', 'status', 'evidence']);
     for (const entry of run.journal) {
       const evidence = entry.evidence.map((e) => `${e.kind}: ${JSON.stringify(e.observed)}`).join('\n');
       table.push([entry.actionId, entry.status + (entry.error ? `\n${entry.error.type}` : ''), evidence]);
@@ -124,11 +126,14 @@ export interface CliIo {
   write: (line: string) => void;
   writeError: (line: string) => void;
   env?: Record<string, string | undefined>;
+  /** Whether output lines may carry ANSI colours; off unless the caller writes to a terminal that takes them. */
+  colour?: boolean;
 }
 
 /** Builds the `cordon` program; `write` and `writeError` receive output lines, `result.code` the exit code a command sets. */
 export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.ok }): Command {
   const cliEnv = loadCliEnv(io.env ?? process.env);
+  const pc = picocolors.createColors(io.colour ?? false);
   const program = new Command('cordon')
     .description('Operate Cordon: send alerts, inspect runs, approve or reject, verify the audit ledger.')
     .option('--api <url>', 'Cordon API base URL (env CORDON_API)', cliEnv.api)
@@ -172,8 +177,8 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       const answer = await api.listRuns(options);
       out(json, answer, () => {
         if (answer.runs.length === 0) return io.write('no runs');
-        const table = newTable(['run', 'status', 'playbook', 'targets', 'severity', 'started']);
-        for (const run of answer.runs) table.push([run.runId, statusColour(run.status), run.playbook ?? '', run.targets.join(', '), run.severity ?? '', run.startedAt]);
+        const table = newTable(pc, ['run', 'status', 'playbook', 'targets', 'severity', 'started']);
+        for (const run of answer.runs) table.push([run.runId, statusColour(pc, run.status), run.playbook ?? '', run.targets.join(', '), run.severity ?? '', run.startedAt]);
         io.write(table.toString());
       });
     });
@@ -184,7 +189,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     .action(async (runId: string) => {
       const { api, json } = await client();
       const run = await api.getRun(runId);
-      out(json, run, () => printRun(run, io.write));
+      out(json, run, () => printRun(pc, run, io.write));
     });
 
   program
@@ -195,7 +200,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       const answer = await api.inbox();
       out(json, answer, () => {
         if (answer.runs.length === 0) return io.write('nothing awaits your decision');
-        const table = newTable(['run', 'alert', 'subject', 'requested by', 'approvals', 'stage', 'expires']);
+        const table = newTable(pc, ['run', 'alert', 'subject', 'requested by', 'approvals', 'stage', 'expires']);
         for (const r of answer.runs) table.push([r.runId, `${r.alert.kind} (${r.alert.severity})`, r.alert.subject, r.requestedBy, `${r.approvals} of ${r.required}`, r.stage ?? '', r.expiresAt ?? '']);
         io.write(table.toString());
       });
@@ -214,7 +219,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
         if (!digest) throw new ApiError(409, 'RunNotAwaitingApproval', `run ${runId} has no plan to ${verdict}`);
         const answer = await api.decide(runId, { decision: verdict, planDigest: digest, channel: 'cli', ...(options.comment ? { comment: options.comment } : {}) });
         out(json, answer, () =>
-          io.write(`${verdict === 'approve' ? 'approved' : 'rejected'} ${runId}: ${answer.approvals} of ${answer.required} approval(s); status ${statusColour(answer.status)}`),
+          io.write(`${verdict === 'approve' ? 'approved' : 'rejected'} ${runId}: ${answer.approvals} of ${answer.required} approval(s); status ${statusColour(pc, answer.status)}`),
         );
       });
   }
@@ -250,7 +255,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       const answer = await api.killSwitches();
       out(json, answer, () => {
         if (answer.switches.length === 0) return io.write('no kill switch has ever been flipped');
-        const table = newTable(['scope', 'state', 'by', 'at', 'reason']);
+        const table = newTable(pc, ['scope', 'state', 'by', 'at', 'reason']);
         for (const s of answer.switches) table.push([scopeKey(s.scope), s.engaged ? pc.red('ENGAGED') : 'released', s.actor, s.at, s.reason]);
         io.write(table.toString());
       });
@@ -267,7 +272,7 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       const answer = await api.evaluatePolicy(body);
       out(json, answer, () => {
         io.write(`${pc.bold(answer.playbook)} for ${answer.target.userName} (${answer.target.id}): would run ${pc.bold(answer.wouldRun)}`);
-        const table = newTable(['action', 'type', 'change', 'outcome', 'policies']);
+        const table = newTable(pc, ['action', 'type', 'change', 'outcome', 'policies']);
         for (const a of answer.actions) table.push([a.id, a.type, a.change, a.outcome, a.policies.join(', ')]);
         io.write(table.toString());
         for (const reason of answer.decision.reasons) io.write(`  ${reason}`);

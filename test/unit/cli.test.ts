@@ -1,4 +1,6 @@
 // The CLI's behaviour that needs no running Cordon: identities, usage errors and exit codes.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,10 +8,10 @@ import { describe, expect, it } from 'vitest';
 import { EXIT, runCli } from '../../cli/main.js';
 import { freePort } from '../../dev/processes.js';
 
-async function cli(args: string[], env: Record<string, string> = {}) {
+async function cli(args: string[], env: Record<string, string> = {}, colour?: boolean) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await runCli(args, { write: (l) => out.push(l), writeError: (l) => err.push(l), env });
+  const code = await runCli(args, { write: (l) => out.push(l), writeError: (l) => err.push(l), env, ...(colour === undefined ? {} : { colour }) });
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
@@ -55,5 +57,25 @@ describe('cordon CLI', () => {
     const json = await cli(['--api', api, '--token', 't', '--json', 'runs', 'list']);
     expect(json.code).toBe(EXIT.unavailable);
     expect(JSON.parse(json.out)).toMatchObject({ error: { status: 0, type: 'Unreachable' } });
+  });
+
+  it('writes ANSI colours only when told the output takes them', async () => {
+    const state = { engaged: true, switches: [{ scope: { kind: 'global' }, engaged: true, actor: 'admin', at: '2026-11-28T00:00:00.000Z', reason: 'drill' }] };
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(state)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const ansi = '\u001b[';
+      const plain = await cli(['--api', api, '--token', 't', 'kill-switch', 'status'], { CI: 'true', FORCE_COLOR: '1' });
+      expect(plain.code).toBe(EXIT.ok);
+      expect(plain.out).toContain('global');
+      expect(plain.out).toContain('ENGAGED');
+      expect(plain.out).not.toContain(ansi);
+      const coloured = await cli(['--api', api, '--token', 't', 'kill-switch', 'status'], {}, true);
+      expect(coloured.code).toBe(EXIT.ok);
+      expect(coloured.out).toContain(ansi);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
