@@ -10,3 +10,4 @@ export * from './run.js';
 export * from './sha256.js';
 export * from './api.js';
 export * from './approval-signature.js';
+export * from './audit-export.js';

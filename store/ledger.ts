@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { canonicalJson, type LedgerVerification } from '../domain/index.js';
+import { LEDGER_GENESIS_HASH, ledgerEntryHashText, type LedgerEntry, type LedgerVerification } from '../domain/index.js';
 import { openSqliteFile } from './sqlite.js';
 
 /** JSON data carried by a ledger entry. */
@@ -16,20 +16,7 @@ export interface LedgerEntryInput {
   idemKey?: string | null;
 }
 
-/** A stored, hash-chained entry. */
-export interface LedgerEntry {
-  seq: number;
-  at: string;
-  kind: string;
-  actor: string;
-  runId: string | null;
-  planDigest: string | null;
-  data: LedgerData;
-  idemKey: string | null;
-  prevHash: string;
-  hash: string;
-}
-
+export type { LedgerEntry };
 
 /** The audit ledger: append-only, hash-chained. Async so that a PostgreSQL store can implement it too. */
 export interface Ledger {
@@ -37,7 +24,15 @@ export interface Ledger {
   /** Appends unless an entry with the same `idemKey` exists; says which happened. */
   appendOnce(entry: LedgerEntryInput & { idemKey: string }): Promise<{ entry: LedgerEntry; created: boolean }>;
   findByIdemKey(idemKey: string): Promise<LedgerEntry | undefined>;
-  entries(filter?: { runId?: string; afterSeq?: number; limit?: number }): Promise<LedgerEntry[]>;
+  /** Entries in sequence order; `afterSeq` and `throughSeq` bound the sequence numbers (exclusive, inclusive). */
+  entries(filter?: { runId?: string; afterSeq?: number; throughSeq?: number; limit?: number }): Promise<LedgerEntry[]>;
+  /** The last entry's sequence number and hash; undefined while the ledger is empty. */
+  head(): Promise<{ seq: number; hash: string } | undefined>;
+  /**
+   * The sequence numbers of the first entry at or after `since` and the last before `until` (ISO
+   * times in UTC); undefined when no entry is in that window.
+   */
+  seqBounds(window: { since?: string; until?: string }): Promise<{ first: number; last: number } | undefined>;
   verify(): Promise<LedgerVerification>;
   /** Throws when the store cannot answer. */
   ping(): Promise<void>;
@@ -45,13 +40,11 @@ export interface Ledger {
 }
 
 /** The `prevHash` of the first entry. */
-export const GENESIS_HASH = '0'.repeat(64);
+export const GENESIS_HASH = LEDGER_GENESIS_HASH;
 
 /** The hash an entry must carry: SHA-256 of the canonical JSON of every field but the hash itself. */
 export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
-  const { seq, at, kind, actor, runId, planDigest, data, idemKey, prevHash } = entry;
-  const body = canonicalJson({ seq, at, kind, actor, runId, planDigest, data, idemKey, prevHash });
-  return createHash('sha256').update(body).digest('hex');
+  return createHash('sha256').update(ledgerEntryHashText(entry)).digest('hex');
 }
 
 /** Checks a sequence of entries, in order, and names the first that is tampered, missing or out of order. */
@@ -126,6 +119,7 @@ CREATE TABLE IF NOT EXISTS ledger (
   hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_run ON ledger (run_id, seq);
+CREATE INDEX IF NOT EXISTS ledger_at ON ledger (at);
 CREATE TRIGGER IF NOT EXISTS ledger_no_update BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS ledger_no_delete BEFORE DELETE ON ledger
@@ -148,6 +142,9 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
 
   const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1');
   const byKey = db.prepare<[string], Row>('SELECT * FROM ledger WHERE idem_key = ?');
+  const firstSeq = db.prepare<[], { seq: number }>('SELECT seq FROM ledger ORDER BY seq LIMIT 1');
+  const firstSince = db.prepare<[string], { seq: number }>('SELECT seq FROM ledger WHERE at >= ? ORDER BY seq LIMIT 1');
+  const lastBefore = db.prepare<[string], { seq: number }>('SELECT seq FROM ledger WHERE at < ? ORDER BY seq DESC LIMIT 1');
   const insert = db.prepare(
     `INSERT INTO ledger (seq, at, kind, actor, run_id, plan_digest, data, idem_key, prev_hash, hash)
      VALUES (@seq, @at, @kind, @actor, @runId, @planDigest, @data, @idemKey, @prevHash, @hash)`,
@@ -201,9 +198,23 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
         clauses.push('seq > @afterSeq');
         params.afterSeq = filter.afterSeq;
       }
+      if (filter.throughSeq !== undefined) {
+        clauses.push('seq <= @throughSeq');
+        params.throughSeq = filter.throughSeq;
+      }
       const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
       const limit = filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
       return db.prepare<[Record<string, unknown>], Row>(`SELECT * FROM ledger ${where} ORDER BY seq ${limit}`).all(params).map(fromRow);
+    },
+    async head() {
+      return last.get();
+    },
+    async seqBounds(window) {
+      // Entry times are UTC ISO strings of one width, so text order is time order.
+      const first = window.since === undefined ? firstSeq.get() : firstSince.get(window.since);
+      const lastOne = window.until === undefined ? last.get() : lastBefore.get(window.until);
+      if (!first || !lastOne || first.seq > lastOne.seq) return undefined;
+      return { first: first.seq, last: lastOne.seq };
     },
     async verify() {
       const rows = db.prepare<[], Row>('SELECT * FROM ledger ORDER BY seq').iterate();
