@@ -129,7 +129,15 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
     if (!identity) return toLogin(request, reply);
     if (identity.roles.length === 0) return fail(request, reply, 403, 'No role', 'Your account has no Cordon role: ask an administrator for one.');
     const query = request.query as Record<string, unknown>;
-    const shown = { status: asText(query.status), playbook: asText(query.playbook), target: asText(query.target) };
+    const shown = {
+      status: asText(query.status),
+      playbook: asText(query.playbook),
+      target: asText(query.target),
+      source: asText(query.source),
+      severity: asText(query.severity),
+      since: asText(query.since),
+      until: asText(query.until),
+    };
     const filters = RunFilters.safeParse(query);
     const ctx = context(request, reply);
     if (!filters.success) {
