@@ -76,10 +76,24 @@ export interface VerifyResult {
   evidence: Evidence;
 }
 
+/** What the drift check before a rollback found for one action. */
+export interface RollbackCheck {
+  actionId: string;
+  /** Whether the target is still as the run left it; false when someone changed it since. */
+  inPlace: boolean;
+  evidence: Evidence;
+}
+
+/** Why an undo is made: a failed run compensating, or an operator rolling back a completed run. */
+export type UndoPurpose = { kind: 'compensation' } | { kind: 'rollback'; rollbackId: string; requestedBy: string };
+
+/** Policies whose re-attachment restores administrator-level access. */
+const isPrivilegedPolicy = (name: string): boolean => name === 'AdministratorAccess' || name.endsWith('FullAccess');
+
 /** The result of undoing one action. */
 export interface UndoResult {
   actionId: string;
-  status: 'compensated' | 'compensation_skipped' | 'not_started';
+  status: 'compensated' | 'compensation_skipped' | 'not_started' | 'rolled_back';
   changed: boolean;
   reason: string;
   evidence: Evidence[];
@@ -393,11 +407,88 @@ export function createRemediationActivities(deps: RemediationDeps) {
     },
 
     /**
-     * Undoes one action, if this run changed the target: an action never started, or one that found
-     * its change already in effect, is left alone.
+     * Before a rollback: re-reads each target and checks that every action's change still holds, that
+     * is, the target is as the run left it. An action whose target changed since has drifted and must
+     * not be undone over someone else's change.
      */
-    async undoAction(input: { runId: string; action: Action; planDigest: string; reason: string }): Promise<UndoResult> {
+    async checkRollback(input: { runId: string; rollbackId: string; plan: Plan; actionIds: string[] }): Promise<{ checks: RollbackCheck[]; snapshot: AccountSnapshot }> {
+      const { runId, rollbackId, plan } = input;
+      const playbook = playbookNamed(plan.playbook);
+      const actions = plan.actions.filter((a) => input.actionIds.includes(a.id));
+      const fresh = new Map<string, AccountSnapshot>();
+      const checks: RollbackCheck[] = [];
+      for (const action of actions) {
+        let snapshot = fresh.get(action.target.id);
+        if (!snapshot) {
+          snapshot = await connectorFor(action.target.system).readAccount(refOf(action.target));
+          fresh.set(action.target.id, snapshot);
+        }
+        const verdict = playbook.verify(action, snapshot);
+        checks.push({ actionId: action.id, inPlace: verdict.ok, evidence: { kind: 'drift', at: snapshot.observedAt, observed: verdict.observed } });
+      }
+      const snapshot = fresh.get(plan.targets[0]?.id ?? '') ?? [...fresh.values()][0];
+      if (!snapshot) throw new CordonError('UnknownAction', `rollback ${rollbackId} names no action of run ${runId}`);
+      await ledger.appendOnce({
+        idemKey: `${runId}:${rollbackId}:checked`,
+        kind: 'rollback.checked',
+        actor: SYSTEM_ACTOR,
+        runId,
+        planDigest: plan.digest,
+        data: {
+          rollbackId,
+          inPlace: checks.filter((c) => c.inPlace).map((c) => c.actionId),
+          drifted: checks.filter((c) => !c.inPlace).map((c) => ({ actionId: c.actionId, observed: c.evidence.observed })),
+        },
+      });
+      return { checks, snapshot };
+    },
+
+    /**
+     * Asks policy whether the operator may undo these actions: each is decided as a `Rollback`, marked
+     * privileged when undoing it restores privileged access (a privileged group, an administrator or
+     * full-access policy, or anything on the account of someone who held a privileged group).
+     */
+    async decideRollback(input: { runId: string; rollbackId: string; digest: string; alert: Alert; plan: Plan; actionIds: string[]; snapshot: AccountSnapshot; requestedBy: Identity }): Promise<Decision> {
+      const { runId, rollbackId, plan } = input;
+      const privilegedGroups = guardrails.forPlaybook(plan.playbook).privilegedGroups;
+      const heldPrivilege = new Set(
+        plan.actions.filter((a) => (a.type === 'RemoveGroupMembership' && privilegedGroups.includes(a.group.display)) || (a.type === 'DetachPolicy' && isPrivilegedPolicy(a.policy.display))).map((a) => a.target.id),
+      );
+      const actions = plan.actions.filter((a) => input.actionIds.includes(a.id));
+      const privileged = actions.filter((a) => heldPrivilege.has(a.target.id)).map((a) => a.id);
+      const rollbackPlan: Plan = { ...plan, actions, digest: input.digest };
+      const killSwitches = await killSwitchesFor(plan.playbook, planConnectors(rollbackPlan));
+      const decision = decideRun(policy, guardrails, { alert: input.alert, plan: rollbackPlan, snapshot: input.snapshot, requestedBy: input.requestedBy, rollback: { privileged } }, { mode: 'live', budgets: [], killSwitches });
+      await ledger.appendOnce({
+        idemKey: `${runId}:${rollbackId}:decided`,
+        kind: 'rollback.decided',
+        actor: SYSTEM_ACTOR,
+        runId,
+        planDigest: input.digest,
+        data: {
+          rollbackId,
+          requestedBy: input.requestedBy.name,
+          outcome: decision.outcome,
+          policies: decision.policies,
+          requiredApprovals: decision.requiredApprovals,
+          approverRoles: decision.approverRoles,
+          policySetHash: decision.policySetHash,
+          reasons: decision.reasons,
+          privileged,
+          perAction: decision.perAction.map((d) => ({ actionId: d.actionId, outcome: d.outcome, policies: d.policies })),
+        },
+      });
+      return decision;
+    },
+
+    /**
+     * Undoes one action, if this run changed the target: an action never started, or one that found
+     * its change already in effect, is left alone. A rollback's undo is recorded as such, with the
+     * operator who asked for it.
+     */
+    async undoAction(input: { runId: string; action: Action; planDigest: string; reason: string; purpose?: UndoPurpose }): Promise<UndoResult> {
       const { runId, action, planDigest: digest, reason } = input;
+      const purpose: UndoPurpose = input.purpose ?? { kind: 'compensation' };
       const key = actionKey(runId, action.id, digest);
       const started = await ledger.findByIdemKey(`${key}:started`);
       if (!started) return { actionId: action.id, status: 'not_started', changed: false, reason: 'the action never started', evidence: [] };
@@ -417,6 +508,18 @@ export function createRemediationActivities(deps: RemediationDeps) {
       heartbeatIfActivity();
       const result = await apply(connector, action, true);
       const after = await connector.readAccount(refOf(action.target));
+      if (purpose.kind === 'rollback') {
+        const evidence = accountEvidence('rollback', after, action);
+        await ledger.appendOnce({
+          idemKey: `${key}:${purpose.rollbackId}:rolled_back`,
+          kind: 'action.rolled_back',
+          actor: purpose.requestedBy,
+          runId,
+          planDigest: digest,
+          data: { actionId: action.id, type: action.type, rollbackId: purpose.rollbackId, changed: result.changed, reason, after: evidence.observed },
+        });
+        return { actionId: action.id, status: 'rolled_back', changed: result.changed, reason, evidence: [evidence] };
+      }
       const evidence = accountEvidence('compensation', after, action);
       await ledger.appendOnce({
         idemKey: `${key}:compensated`,

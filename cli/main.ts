@@ -9,6 +9,11 @@ type Colors = ReturnType<typeof picocolors.createColors>;
 import { loadCliEnv } from '../config/cli-env.js';
 import { describeActionChange, scopeKey, type KillSwitchScope, type RunView } from '../domain/index.js';
 import { ApiError, CordonApi } from './api-client.js';
+import { registerAuditCommands } from './audit.js';
+import { countArg, instantArg } from './option-parsers.js';
+import { registerOperationCommands } from './operate.js';
+import { registerReplayCommand } from './replay.js';
+import { registerWatchCommand } from './watch.js';
 
 /** Exit codes, for scripts. */
 export const EXIT = {
@@ -21,6 +26,7 @@ export const EXIT = {
   invalid: 6,
   unavailable: 7,
   auditFailed: 10,
+  replayFailed: 11,
 } as const;
 
 function exitCodeFor(error: ApiError): number {
@@ -105,6 +111,21 @@ function printRun(pc: Colors, run: RunView, write: (line: string) => void): void
     write(`\n${pc.bold('Approvals')}`);
     for (const a of run.approvals) write(`  ${a.decision === 'approve' ? pc.green('approved') : pc.red('rejected')} by ${a.approver} via ${a.channel} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
   }
+  if (run.rerunOf) write(`  rerun of   ${run.rerunOf}`);
+  if (run.reruns.length > 0) write(`  reruns     ${run.reruns.join(', ')}`);
+  if (run.rollbackUntil || run.rollbacks.length > 0) {
+    write(`\n${pc.bold('Rollbacks')}${run.rollbackUntil ? `  possible until ${run.rollbackUntil}` : ''}`);
+    for (const rb of run.rollbacks) {
+      write(`  ${rb.id}  ${rb.status}  by ${rb.requestedBy}: ${rb.reason}`);
+      if (rb.decision) write(`    decision ${rb.decision.outcome} by ${rb.decision.policies.join(', ') || '(no policy)'}${rb.approvals.length > 0 ? `; ${rb.approvals.map((a) => `${a.decision} by ${a.approver}`).join(', ')}` : ''}`);
+      for (const r of rb.results) write(`    ${r.actionId}  ${r.outcome}${r.detail ? `: ${r.detail}` : ''}`);
+      if (rb.error) write(`    ${pc.red(rb.error.type)}: ${rb.error.message}`);
+    }
+  }
+  if (run.openApproval?.subject === 'rollback') {
+    const open = run.openApproval;
+    write(`  awaiting ${open.requiredApprovals} approval(s) of the rollback (digest ${open.digest}) from role ${open.approverRoles.join(' or ')}, by ${open.expiresAt ?? '?'}`);
+  }
   if (run.journal.length > 0) {
     write(`\n${pc.bold('Journal')}`);
     const table = newTable(pc, ['action', 'status', 'evidence']);
@@ -171,17 +192,28 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
     .addOption(new Option('--status <status>', 'only runs with this status'))
     .option('--playbook <name>', 'only runs of this playbook')
     .option('--target <id or userName>', 'only runs acting on this account')
-    .option('--limit <n>', 'at most this many runs', (v) => Number.parseInt(v, 10), 50)
-    .action(async (options: { status?: string; playbook?: string; target?: string; limit: number }) => {
+    .option('--source <source>', "only runs of alerts from this source (the alert's source)")
+    .option('--severity <severity>', 'only runs of alerts of this severity (low, medium, high, critical)')
+    .option('--since <time>', 'only runs started at or after this time: an ISO timestamp, or a duration ago (30m, 7d)', instantArg())
+    .option('--until <time>', 'only runs started before this time: an ISO timestamp, or a duration ago', instantArg())
+    .option('--page-size <n>', 'at most this many runs per page (default 50)', countArg('--page-size'))
+    .option('--page-token <token>', 'the next page, from the token the previous page printed')
+    .addOption(new Option('--limit <n>', 'the older name of --page-size').argParser(countArg('--limit')).hideHelp())
+    .action(async (options: { status?: string; playbook?: string; target?: string; source?: string; severity?: string; since?: string; until?: string; pageSize?: number; pageToken?: string; limit?: number }) => {
+      const { limit, ...filters } = options;
       const { api, json } = await client();
-      const answer = await api.listRuns(options);
+      const answer = await api.listRuns({ ...filters, pageSize: filters.pageSize ?? limit });
       out(json, answer, () => {
-        if (answer.runs.length === 0) return io.write('no runs');
-        const table = newTable(pc, ['run', 'status', 'playbook', 'targets', 'severity', 'started']);
-        for (const run of answer.runs) table.push([run.runId, statusColour(pc, run.status), run.playbook ?? '', run.targets.join(', '), run.severity ?? '', run.startedAt]);
-        io.write(table.toString());
+        if (answer.runs.length === 0) io.write(options.pageToken ? 'no more runs' : 'no runs');
+        else {
+          const table = newTable(pc, ['run', 'status', 'playbook', 'targets', 'source', 'severity', 'started']);
+          for (const run of answer.runs) table.push([run.runId, statusColour(pc, run.status), run.playbook ?? '', run.targets.join(', '), run.alertSource ?? '', run.severity ?? '', run.startedAt]);
+          io.write(table.toString());
+        }
+        if (answer.nextPageToken) io.write(`more runs: add --page-token ${answer.nextPageToken}`);
       });
     });
+  registerWatchCommand(runs, { client, write: io.write, status: (status) => statusColour(pc, status), duration });
   runs
     .command('show')
     .description('show a run: plan, decision, approvals, journal with evidence, timeline')
@@ -206,17 +238,20 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       });
     });
 
+  registerOperationCommands(program, { client, out, write: io.write, status: (status) => statusColour(pc, status) });
+
   for (const verdict of ['approve', 'reject'] as const) {
     program
       .command(verdict)
-      .description(`${verdict} a run awaiting approval (for the plan digest it shows now, unless --digest is given)`)
+      .description(`${verdict} a run (or a rollback) awaiting approval, for the digest it shows now unless --digest is given`)
       .argument('<runId>')
       .option('--comment <text>', 'a comment kept with the decision')
       .option('--digest <planDigest>', 'the plan digest you reviewed; refused if the plan has changed since')
       .action(async (runId: string, options: { comment?: string; digest?: string }) => {
         const { api, json } = await client();
-        const digest = options.digest ?? (await api.getRun(runId)).plan?.digest;
-        if (!digest) throw new ApiError(409, 'RunNotAwaitingApproval', `run ${runId} has no plan to ${verdict}`);
+        // The digest of what is open for decision now: the plan, or a rollback of it.
+        const digest = options.digest ?? (await api.getRun(runId)).openApproval?.digest;
+        if (!digest) throw new ApiError(409, 'RunNotAwaitingApproval', `run ${runId} has nothing awaiting approval to ${verdict}`);
         const answer = await api.decide(runId, { decision: verdict, planDigest: digest, channel: 'cli', ...(options.comment ? { comment: options.comment } : {}) });
         out(json, answer, () =>
           io.write(`${verdict === 'approve' ? 'approved' : 'rejected'} ${runId}: ${answer.approvals} of ${answer.required} approval(s); status ${statusColour(pc, answer.status)}`),
@@ -297,18 +332,8 @@ export function buildProgram(io: CliIo, result: { code: number } = { code: EXIT.
       if (!report.ok) result.code = EXIT.invalid;
     });
 
-  const audit = program.command('audit').description('the audit ledger');
-  audit
-    .command('verify')
-    .description("check the ledger's hash chain; names the first tampered, missing or reordered entry")
-    .action(async () => {
-      const { api, json } = await client();
-      const answer = await api.verifyAudit();
-      out(json, answer, () =>
-        io.write(answer.ok ? `ledger intact: ${answer.entries} entries, head ${answer.headHash}` : `ledger BROKEN at entry ${answer.firstBad.seq}: ${answer.firstBad.reason}`),
-      );
-      if (!answer.ok) result.code = EXIT.auditFailed;
-    });
+  registerAuditCommands(program, { io, result, exit: EXIT, client, json: () => Boolean(program.opts<GlobalOptions>().json), usageError: (message) => new UsageError(message) });
+  registerReplayCommand(program, { io, pc, result, client, failedCode: EXIT.replayFailed });
 
   return program;
 }

@@ -18,6 +18,10 @@ export const RunSummary = z.object({
 });
 export type RunSummary = z.infer<typeof RunSummary>;
 
+/** A page of the runs list; `nextPageToken` asks for the next page, null on the last. */
+export const RunPage = z.object({ runs: z.array(RunSummary), nextPageToken: z.string().nullable() });
+export type RunPage = z.infer<typeof RunPage>;
+
 /** What an approval decision returns to the approver. */
 export const ApprovalResult = z.object({
   /** The run's status once this decision is counted. */
@@ -26,6 +30,20 @@ export const ApprovalResult = z.object({
   required: z.int(),
 });
 export type ApprovalResult = z.infer<typeof ApprovalResult>;
+
+/** What a run answers to an accepted rollback request. */
+export const RollbackAccepted = z.object({
+  rollbackId: z.string(),
+  /** The run's status once the rollback is under way. */
+  status: RunStatus,
+  /** The actions it will try to undo. */
+  actions: z.array(z.string()),
+});
+export type RollbackAccepted = z.infer<typeof RollbackAccepted>;
+
+/** What a rerun request answers: the new run, linked to the original. */
+export const RerunAccepted = z.object({ runId: RunId, rerunOf: RunId, mode: z.enum(['live', 'dry-run']), status: RunStatus });
+export type RerunAccepted = z.infer<typeof RerunAccepted>;
 
 /** The result of checking the ledger's hash chain: the first entry that does not hold, if any. */
 export const LedgerVerification = z.union([

@@ -24,6 +24,11 @@ export const ErrorCatalogue = {
   InvalidApproval: { httpStatus: 400, retryable: false, summary: 'the approval message is malformed' },
   ForgedApproval: { httpStatus: 403, retryable: false, summary: 'the approval is not signed by the API, or its signature is used, altered or expired' },
 
+  // Rollbacks (refused by the workflow's update validator).
+  RollbackNotAllowed: { httpStatus: 409, retryable: false, summary: 'the run cannot be rolled back now (not completed, another rollback in progress, or nothing left to undo)' },
+  RollbackWindowClosed: { httpStatus: 409, retryable: false, summary: "the run's rollback window has ended" },
+  UnknownAction: { httpStatus: 400, retryable: false, summary: 'the rollback names an action this run did not change, or one already rolled back' },
+  ForgedRollback: { httpStatus: 403, retryable: false, summary: 'the rollback request is not signed by the API, or its signature is used, altered or expired' },
   // Connectors and playbooks (activities).
   TargetNotFound: { httpStatus: 404, retryable: false, summary: 'the target does not exist in the system of record' },
   TargetAmbiguous: { httpStatus: 409, retryable: false, summary: 'the subject matches more than one identity' },
@@ -45,6 +50,7 @@ export const ErrorCatalogue = {
   Cancelled: { httpStatus: 409, retryable: false, summary: 'the run was cancelled' },
   GuardrailBlocked: { httpStatus: 409, retryable: false, summary: 'a kill switch or a spent budget stops the mutation for now' },
   PausedTooLong: { httpStatus: 409, retryable: false, summary: "the run stayed paused until its window ended" },
+  RollbackFailed: { httpStatus: 500, retryable: false, summary: 'an undo of a rollback failed; a person must finish it' },
   PlanUnstable: { httpStatus: 409, retryable: false, summary: 'the target kept changing before the plan could run' },
   InjectedFault: { httpStatus: 500, retryable: false, summary: 'a fault injected by a test' },
 } as const;

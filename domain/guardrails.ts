@@ -61,6 +61,8 @@ export const GuardrailRecord = z.strictObject({
   budgets: z.array(BudgetUsage),
   /** Engaged kill switches that stop this run, when decided. */
   killSwitches: z.array(KillSwitchState),
+  /** How long after completing the run may be rolled back (0: never). */
+  rollbackWindowMs: z.int().min(0),
   guardrailsHash: z.string().regex(/^[0-9a-f]{64}$/),
 });
 export type GuardrailRecord = z.infer<typeof GuardrailRecord>;

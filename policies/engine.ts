@@ -39,6 +39,12 @@ export interface PolicyRequest {
   plan: Plan;
   snapshot: AccountSnapshot;
   requestedBy: Identity;
+  /**
+   * When set, the request is to roll back the plan's actions: each is decided as Cedar action
+   * `Rollback`, with the undone type in `context.undoes` and `context.privileged` for the action ids
+   * listed here, and `requestedBy` is the operator asking.
+   */
+  rollback?: { privileged: readonly string[] };
 }
 
 /** A loaded, validated policy set. */
@@ -223,7 +229,7 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
   return {
     policySetHash,
     policyIds: policies.map((p) => p.id),
-    decide({ alert, plan, snapshot, requestedBy }, guardrails) {
+    decide({ alert, plan, snapshot, requestedBy, rollback }, guardrails) {
       const account = snapshot.account;
       const groupNames = [...new Set(snapshot.groups.map((g) => g.displayName))];
       const entities: cedar.EntityJson[] = [
@@ -248,10 +254,11 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
           ...(action.type === 'RemoveGroupMembership' ? { group: action.group.display } : {}),
           ...(action.type === 'DeactivateCredential' ? { credential: action.credential.id } : {}),
           ...(action.type === 'AttachQuarantinePolicy' || action.type === 'DetachPolicy' ? { policy: action.policy.display } : {}),
+          ...(rollback ? { undoes: action.type, privileged: rollback.privileged.includes(action.id) } : {}),
         };
         const answer = cedar.statefulIsAuthorized({
           principal: { type: 'Cordon::Requester', id: requestedBy.name },
-          action: { type: 'Cordon::Action', id: action.type },
+          action: { type: 'Cordon::Action', id: rollback ? 'Rollback' : action.type },
           resource: { type: 'Cordon::Account', id: action.target.id },
           context,
           preparsedPolicySetId: cacheKey,

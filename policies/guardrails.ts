@@ -25,6 +25,16 @@ const Duration = z
   .transform((text) => Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS])
   .pipe(z.int().positive().max(31 * UNIT_MS.d));
 
+/** A duration that may be 0 (e.g. `0s`: no rollback), at most a year. */
+const OptionalDuration = z
+  .string()
+  .regex(/^\d{1,6}(s|m|h|d)$/, 'must be a duration such as 0s, 12h or 30d')
+  .transform((text) => Number(text.slice(0, -1)) * UNIT_MS[text.slice(-1) as keyof typeof UNIT_MS])
+  .pipe(z.int().min(0).max(366 * UNIT_MS.d, 'must be at most 366d'));
+
+/** How long operators may roll back a completed run, unless its playbook says otherwise: 30 days. */
+export const DEFAULT_ROLLBACK_WINDOW_MS = 30 * UNIT_MS.d;
+
 const ACTION_TYPES = ['DisableAccount', 'RemoveGroupMembership'] as const satisfies readonly ActionType[];
 const knownPlaybooks = () => Object.keys(playbooks).join(', ');
 const PlaybookName = z.string().refine((name) => Object.hasOwn(playbooks, name), { message: `unknown playbook (known: ${knownPlaybooks()})` });
@@ -41,6 +51,8 @@ const PlaybookGuardrails = z.strictObject({
     .optional(),
   /** Groups whose membership is privileged: agent quarantine removes the identity from them. */
   privilegedGroups: z.array(z.string().min(1).max(256)).max(100).default(['admins']),
+  /** How long after completing a run operators may roll it back (`0s`: never). */
+  rollbackWindow: OptionalDuration.default(DEFAULT_ROLLBACK_WINDOW_MS),
 });
 
 const Budget = z
@@ -217,6 +229,7 @@ export function decideRun(engine: PolicyEngine, guardrails: Guardrails, request:
     population: snapshot.population ?? null,
     budgets: state.budgets,
     killSwitches: state.killSwitches.filter((k) => k.engaged && scopeAffects(k.scope, { playbook: plan.playbook, connectors })),
+    rollbackWindowMs: rules.rollbackWindow,
     guardrailsHash: guardrails.hash,
   };
   const decision = engine.decide(request, record);

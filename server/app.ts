@@ -15,6 +15,7 @@ import { CordonError, ErrorCatalogue, httpStatusOf, isErrorType, type ErrorBody,
 import type { GuardrailState } from '../store/guardrail-state.js';
 import type { Ledger } from '../store/ledger.js';
 import { createApprovalService, type ApprovalService, type ApprovalSigningKey } from './approvals.js';
+import { createRollbackService, type RollbackService } from './rollbacks.js';
 import { slackRoutes } from './chat/slack.js';
 import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
@@ -23,9 +24,11 @@ import { uiRoutes } from './ui/routes.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
+import { historyRoutes } from './routes/history.js';
 import { killSwitchRoutes } from './routes/kill-switch.js';
 import { policyRoutes } from './routes/policy.js';
 import { runRoutes } from './routes/runs.js';
+import { operationRoutes } from './routes/operations.js';
 
 /** Largest request body accepted (alerts included): 256 KiB. */
 export const BODY_LIMIT_BYTES = 256 * 1024;
@@ -53,7 +56,7 @@ export interface ServerDeps {
 }
 
 /** What the route plugins get: the dependencies, and the services built from them. */
-export type ServerContext = ServerDeps & { approvals: ApprovalService };
+export type ServerContext = ServerDeps & { approvals: ApprovalService; rollbacks: RollbackService };
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -186,10 +189,13 @@ export async function buildServer(deps: ServerDeps) {
   const context: ServerContext = {
     ...deps,
     approvals: createApprovalService({ temporal: deps.temporal, ledger: deps.ledger, signer: deps.approvalSigner, log: deps.log, ...(deps.workerTimeoutMs !== undefined ? { workerTimeoutMs: deps.workerTimeoutMs } : {}) }),
+    rollbacks: createRollbackService({ temporal: deps.temporal, ledger: deps.ledger, signer: deps.approvalSigner, log: deps.log, ...(deps.workerTimeoutMs !== undefined ? { workerTimeoutMs: deps.workerTimeoutMs } : {}) }),
   };
   await app.register(healthRoutes, context);
   await app.register(alertRoutes, context);
   await app.register(runRoutes, context);
+  await app.register(operationRoutes, context);
+  await app.register(historyRoutes, context);
   await app.register(auditRoutes, context);
   await app.register(killSwitchRoutes, context);
   await app.register(policyRoutes, context);

@@ -1,5 +1,5 @@
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { ApprovalResult, RunView, SignedApproval } from '../domain/index.js';
+import type { ApprovalResult, RollbackAccepted, RunView, SignedApproval, SignedRollback } from '../domain/index.js';
 
 /** Returns the run as operators and approvers see it. */
 export const getRunQuery = defineQuery<RunView>('getRun');
@@ -11,3 +11,11 @@ export const getRunQuery = defineQuery<RunView>('getRun');
  * the policy (or its escalation) allows now.
  */
 export const decideApprovalUpdate = defineUpdate<ApprovalResult, [SignedApproval]>('decideApproval');
+
+/**
+ * An operator's request, signed by the API, to roll back a completed run or some of its actions. The
+ * validator refuses (nothing recorded) a missing, bad or reused signature, a run that is not completed
+ * or partially rolled back, a closed rollback window, a rollback already in progress, a requester
+ * without the operator or admin role, and actions the run did not change or has already rolled back.
+ */
+export const requestRollbackUpdate = defineUpdate<RollbackAccepted, [SignedRollback]>('requestRollback');

@@ -19,7 +19,11 @@ import type { ApprovalEvent, ApprovalNotice } from '../activities/notify/types.j
 import type { ApplyResult, GuardrailBlock, RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
 import {
   approvalSignatureProblem,
+  canonicalJson,
+  rollbackSignatureProblem,
+  sha256Hex,
   SignedApproval,
+  SignedRollback,
   isTerminal,
   nonRetryableErrorTypes,
   describeActionChange,
@@ -31,6 +35,7 @@ import {
   type Alert,
   type Approval,
   type Decision,
+  type DecisionView,
   type ErrorType,
   type Evidence,
   type FailureInfo,
@@ -39,11 +44,13 @@ import {
   type PauseReason,
   type Plan,
   type Role,
+  type RollbackAccepted,
+  type RollbackView,
   type RunId,
   type RunStatus,
   type RunView,
 } from '../domain/index.js';
-import { decideApprovalUpdate, getRunQuery } from './messages.js';
+import { decideApprovalUpdate, getRunQuery, requestRollbackUpdate } from './messages.js';
 import { CordonStatus, CordonTargets } from './search-attributes.js';
 
 /** What starts a remediation run. */
@@ -53,6 +60,8 @@ export interface RemediationInput {
   alert: Alert;
   requestedBy: Identity;
   receivedAt: string;
+  /** The run this one reruns, when it is a rerun. */
+  rerunOf?: RunId;
 }
 
 /** How a run ended. */
@@ -96,6 +105,27 @@ const notices = proxyActivities<RemediationActivities>({ startToCloseTimeout: '1
 
 /** How many times a run observes its target before it gives up on a plan that keeps changing. */
 const MAX_OBSERVATIONS = 4;
+
+/** How often a run waiting out its rollback window re-reads the keys that verify rollback requests. */
+const KEY_REFRESH_MS = 24 * 60 * 60 * 1000;
+
+/** What an approver decides on: the plan, or a rollback, bound to its digest and requester. */
+interface ApprovalRound {
+  subject: 'plan' | 'rollback';
+  digest: string;
+  requester: string;
+  /** The actions as notices show them. */
+  actions: { id: string; type: string; target: string; change: string }[];
+}
+
+/** A rollback the run accepted and has not started yet. */
+interface PendingRollback {
+  id: string;
+  requester: string;
+  roles: Role[];
+  reason: string;
+  actionIds: string[];
+}
 
 /** The guardrail that stopped an activity, when a guardrail did. */
 function guardrailBlock(error: unknown): GuardrailBlock | undefined {
@@ -144,9 +174,19 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   let noticeRefs: Record<string, string> = {};
   const journal: JournalEntry[] = [];
   const timeline: RunView['timeline'] = [{ status, at: input.receivedAt }];
+  // The approval round open now: the plan's, and later perhaps a rollback's.
+  let round: ApprovalRound | null = null;
+  // The plan's decision and approvals, kept for the run's view while a rollback has a round of its own.
+  let planRound: { decision: Decision | null; approvals: Approval[]; approvalExpiresAt: string | null; approverRoles: Role[]; approvalStage: ApprovalStage | null } | null = null;
+  // Until when operators may roll the run back (epoch ms), once it completed having changed something.
+  let rollbackUntil: number | null = null;
+  const rollbacks: RollbackView[] = [];
+  let activeRollback: RollbackView | null = null;
+  let pendingRollback: PendingRollback | null = null;
 
   const record = async (kind: string, key: string, data: RecordInput['data'] = {}, actor = 'cordon') => {
-    await local.recordEvents({ events: [{ runId, kind, actor, planDigest: plan?.digest ?? null, data, idemKey: `${runId}:${key}` }] });
+    const digest = activeRollback?.digest ?? plan?.digest ?? null;
+    await local.recordEvents({ events: [{ runId, kind, actor, planDigest: digest, data, idemKey: `${runId}:${key}` }] });
   };
 
   const setStatus = async (next: RunStatus, reason?: string) => {
@@ -179,7 +219,34 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   const rejected = () => (decision?.rejectionRule === 'majority' ? rejectCount() >= decision.requiredApprovals : rejectCount() > 0);
   const quorum = () => decision !== null && approveCount() >= decision.requiredApprovals && !rejected() && (decision.rejectionRule !== 'majority' || approveCount() > rejectCount());
 
-  setHandler(getRunQuery, (): RunView => ({
+  /** The decision as the run shows it, with who may decide now and by when. */
+  const decisionView = (shown: Decision | null, expiresAt: string | null, roles: Role[], stage: ApprovalStage | null): DecisionView | null =>
+    shown && {
+      outcome: shown.outcome,
+      policies: shown.policies,
+      requiredApprovals: shown.requiredApprovals,
+      policySetHash: shown.policySetHash,
+      reasons: shown.reasons,
+      rejectionRule: shown.rejectionRule,
+      escalation: shown.escalation,
+      guardrails: shown.guardrails,
+      approvalExpiresAt: expiresAt,
+      // Who may decide now (wider once escalated), and where the approval stands.
+      approverRoles: roles.length > 0 ? roles : shown.approverRoles,
+      approvalStage: stage,
+    };
+  const currentDecisionView = () => decisionView(decision, approvalExpiresAt, approverRoles, approvalStage);
+
+  /** The actions this run changed that an operator may still roll back. */
+  const rollbackable = (): Action[] =>
+    (plan?.actions ?? []).filter((action) => {
+      const entry = journal.find((j) => j.actionId === action.id);
+      return entry?.changed === true && (entry.status === 'verified' || entry.status === 'rollback_failed');
+    });
+
+  setHandler(getRunQuery, (): RunView => {
+    const main = planRound ?? { decision, approvals, approvalExpiresAt, approverRoles, approvalStage };
+    return {
     runId,
     // The plan's playbook is the one that acts (chosen by the alert's kind on the worker).
     playbook: plan?.playbook ?? input.playbook,
@@ -196,27 +263,35 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         return outcome ? { ...action, decision: outcome } : { ...action };
       }),
     },
-    decision: decision && {
-      outcome: decision.outcome,
-      policies: decision.policies,
-      requiredApprovals: decision.requiredApprovals,
-      policySetHash: decision.policySetHash,
-      reasons: decision.reasons,
-      rejectionRule: decision.rejectionRule,
-      escalation: decision.escalation,
-      guardrails: decision.guardrails,
-      approvalExpiresAt,
-      // Who may decide now (wider once escalated), and where the approval stands.
-      approverRoles: approverRoles.length > 0 ? approverRoles : decision.approverRoles,
-      approvalStage,
-    },
-    approvals: approvals.map((a) => ({ ...a })),
+    decision: decisionView(main.decision, main.approvalExpiresAt, main.approverRoles, main.approvalStage),
+    approvals: main.approvals.map((a) => ({ ...a })),
     voidedApprovals: voidedApprovals.map((a) => ({ ...a })),
     pausedReason,
     journal: journal.map((j) => ({ ...j, evidence: [...j.evidence] })),
     timeline: [...timeline],
     error: runError,
-  }));
+    openApproval:
+      status === 'awaiting_approval' && round !== null && decision !== null
+        ? {
+            subject: round.subject,
+            digest: round.digest,
+            requestedBy: round.requester,
+            requiredApprovals: decision.requiredApprovals,
+            approverRoles: approverRoles.length > 0 ? [...approverRoles] : [...decision.approverRoles],
+            approvals: approvals.map((a) => ({ ...a })),
+            expiresAt: approvalExpiresAt,
+          }
+        : null,
+    rollbackUntil: rollbackUntil === null ? null : new Date(rollbackUntil).toISOString(),
+    rollbacks: rollbacks.map((rb) => {
+      const live = rb === activeRollback && round?.subject === 'rollback';
+      return { ...rb, actions: [...rb.actions], results: rb.results.map((r) => ({ ...r })), decision: live ? currentDecisionView() : rb.decision, approvals: (live ? approvals : rb.approvals).map((a) => ({ ...a })) };
+    }),
+    rerunOf: input.rerunOf ?? null,
+    // Reruns are found by the API in Temporal's visibility (CordonRerunOf); the run cannot know them.
+    reruns: [],
+    };
+  });
 
   // The handler is synchronous on purpose: it only records the decision in workflow state. The main
   // flow writes approvals to the ledger, so no activity runs concurrently with the main flow's own
@@ -233,7 +308,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         ...(request.comment !== undefined ? { comment: request.comment } : {}),
       });
       const required = decision?.requiredApprovals ?? 0;
-      const next: RunStatus = rejected() ? 'rejected' : quorum() ? 'executing' : 'awaiting_approval';
+      const forRollback = round?.subject === 'rollback';
+      const next: RunStatus = rejected() ? (forRollback ? statusAfterRollback() : 'rejected') : quorum() ? (forRollback ? 'rolling_back' : 'executing') : 'awaiting_approval';
       return { status: next, approvals: approveCount(), required };
     },
     {
@@ -245,18 +321,18 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
           const issue = parsed.error.issues[0];
           throw failure('InvalidApproval', `invalid approval: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
         }
-        if (status !== 'awaiting_approval' || plan === null || decision === null) {
+        if (status !== 'awaiting_approval' || plan === null || decision === null || round === null) {
           throw failure('RunNotAwaitingApproval', `run ${runId} is ${status}, not awaiting approval`);
         }
         // Only the API can sign: an update sent around it, altered, replayed or late is refused here.
         const forged = approvalSignatureProblem(request, approvalKeys, runId, Date.now());
         if (forged) throw failure('ForgedApproval', forged);
         if (usedNonces.has(request.nonce)) throw failure('ForgedApproval', 'this signed approval was already used');
-        if (request.planDigest !== plan.digest) {
-          throw failure('StalePlanDigest', `plan digest ${request.planDigest} is not the current plan ${plan.digest}`);
+        if (request.planDigest !== round.digest) {
+          throw failure('StalePlanDigest', `digest ${request.planDigest} is not the ${round.subject === 'plan' ? 'current plan' : 'rollback awaiting approval'} ${round.digest}`);
         }
-        if (request.approver === requestedBy.name) {
-          throw failure('SeparationOfDuties', `${request.approver} requested run ${runId} and cannot decide on it`);
+        if (request.approver === round.requester) {
+          throw failure('SeparationOfDuties', `${request.approver} requested ${round.subject === 'plan' ? `run ${runId}` : `the rollback of run ${runId}`} and cannot decide on it`);
         }
         if (approvals.some((a) => a.approver === request.approver)) {
           throw failure('DuplicateApproval', `${request.approver} has already decided on run ${runId}`);
@@ -264,6 +340,56 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         const allowed = approverRoles;
         if (!request.roles.some((role) => allowed.includes(role))) {
           throw failure('MissingApproverRole', `deciding on run ${runId} needs one of the roles ${allowed.join(', ')}`);
+        }
+      },
+    },
+  );
+
+  /** The run's status from its journal once a rollback ends: how much of what it changed is undone. */
+  const statusAfterRollback = (): RunStatus => {
+    const changed = journal.filter((j) => j.changed === true);
+    const undone = changed.filter((j) => j.status === 'rolled_back').length;
+    return undone === 0 ? 'completed' : undone === changed.length ? 'rolled_back' : 'partially_rolled_back';
+  };
+
+  // Like approvals, a rollback request is recorded only in workflow state here; the main flow acts on it.
+  setHandler(
+    requestRollbackUpdate,
+    (request): RollbackAccepted => {
+      usedNonces.add(request.nonce);
+      const actionIds = request.actions ?? rollbackable().map((a) => a.id);
+      pendingRollback = { id: `rb_${rollbacks.length + 1}`, requester: request.requester, roles: [...request.roles], reason: request.reason, actionIds };
+      return { rollbackId: pendingRollback.id, status: 'rolling_back', actions: actionIds };
+    },
+    {
+      validator: (request: SignedRollback) => {
+        const unsigned = typeof request !== 'object' || request === null || !('signature' in request) || !('kid' in request);
+        if (unsigned) throw failure('ForgedRollback', 'the rollback request is not signed by the API');
+        const parsed = SignedRollback.safeParse(request);
+        if (!parsed.success) {
+          const issue = parsed.error.issues[0];
+          throw failure('InvalidRequest', `invalid rollback request: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
+        }
+        if (rollbackUntil === null || (status !== 'completed' && status !== 'partially_rolled_back')) {
+          const why = status === 'completed' ? 'it changed nothing that can be undone, or its playbook allows no rollback' : `it is ${status}`;
+          throw failure('RollbackNotAllowed', `run ${runId} cannot be rolled back: ${why}`);
+        }
+        if (pendingRollback !== null || activeRollback !== null) throw failure('RollbackNotAllowed', `a rollback of run ${runId} is already in progress`);
+        if (Date.now() >= rollbackUntil) throw failure('RollbackWindowClosed', `the rollback window of run ${runId} ended at ${new Date(rollbackUntil).toISOString()}`);
+        const forged = rollbackSignatureProblem(request, approvalKeys, runId, Date.now());
+        if (forged) throw failure('ForgedRollback', forged);
+        if (usedNonces.has(request.nonce)) throw failure('ForgedRollback', 'this signed rollback request was already used');
+        if (!request.roles.includes('operator') && !request.roles.includes('admin')) {
+          throw failure('Forbidden', `rolling back run ${runId} needs the role operator or admin`);
+        }
+        const open = rollbackable().map((a) => a.id);
+        if (open.length === 0) throw failure('RollbackNotAllowed', `run ${runId} has nothing left to roll back`);
+        for (const id of request.actions ?? []) {
+          if (!open.includes(id)) {
+            const entry = journal.find((j) => j.actionId === id);
+            const why = !entry ? 'is not an action of this run' : entry.changed !== true ? 'did not change anything' : `is ${entry.status}`;
+            throw failure('UnknownAction', `action ${id} ${why}; actions that can be rolled back: ${open.join(', ')}`);
+          }
         }
       },
     },
@@ -322,11 +448,10 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       playbook: plan.playbook,
       status,
       alert: { source: alert.source, kind: alert.kind, severity: alert.severity, subject: alert.subject.userName ?? alert.subject.id ?? '', summary: alert.summary ?? null },
-      requestedBy: requestedBy.name,
-      plan: {
-        digest: plan.digest,
-        actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, change: describeActionChange(a) })),
-      },
+      requestedBy: round?.requester ?? requestedBy.name,
+      plan: round
+        ? { digest: round.digest, actions: round.actions.map((a) => ({ ...a })) }
+        : { digest: plan.digest, actions: plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, change: describeActionChange(a) })) },
       requiredApprovals: decision.requiredApprovals,
       approverRoles,
       approvals: approvals.map((a) => ({ ...a })),
@@ -343,11 +468,13 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   };
 
   /**
-   * Waits for a quorum, reminding approvers at 50% and 80% of the window and widening the approvers to
-   * the escalation roles when the policy says so. Ends the run `rejected` or `expired` (never approved
-   * by default) and answers false otherwise.
+   * Waits for a quorum on `next` (the plan, or a rollback), reminding approvers at 50% and 80% of the
+   * window and widening the approvers to the escalation roles when the policy says so. Answers null
+   * once approved, or how it ended otherwise: rejected, or expired (never approved by default).
    */
-  const awaitApprovals = async (current: Decision): Promise<boolean> => {
+  const awaitApprovals = async (current: Decision, next: ApprovalRound): Promise<{ status: 'rejected' | 'expired'; error: FailureInfo } | null> => {
+    round = next;
+    const digest16 = next.digest.slice(0, 16);
     const startedAt = Date.now();
     const deadline = startedAt + current.approvalTimeoutMs;
     approvalExpiresAt = new Date(deadline).toISOString();
@@ -363,46 +490,44 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     ].sort((a, b) => a.at - b.at);
     let recorded = 0;
     for (;;) {
-      const next = milestones[0];
-      const remaining = Math.min(deadline, next?.at ?? deadline) - Date.now();
+      const milestone = milestones[0];
+      const remaining = Math.min(deadline, milestone?.at ?? deadline) - Date.now();
       const woke = remaining > 0 && (await condition(() => approvals.length > recorded || rejected() || quorum(), remaining));
       // Each decision goes to the ledger as it arrives, including those that never reach a quorum.
       for (; recorded < approvals.length; recorded++) {
         const approval = approvals[recorded]!;
         await record(
           'approval.recorded',
-          `approval:${plan!.digest.slice(0, 16)}:${approval.approver}`,
+          `approval:${digest16}:${approval.approver}`,
           { decision: approval.decision, channel: approval.channel, comment: approval.comment ?? null, at: approval.at, approvals: approvals.slice(0, recorded + 1).filter((a) => a.decision === 'approve').length, required: current.requiredApprovals },
           approval.approver,
         );
         await notify('decision');
       }
       if (rejected() || quorum() || Date.now() >= deadline) break;
-      if (woke || !next || Date.now() < next.at) continue;
+      if (woke || !milestone || Date.now() < milestone.at) continue;
       milestones.shift();
-      approvalStage = next.stage;
-      if (next.stage === 'escalated') {
+      approvalStage = milestone.stage;
+      if (milestone.stage === 'escalated') {
         approverRoles = [...new Set([...approverRoles, ...(current.escalation?.roles ?? [])])].sort();
-        await record('approval.escalated', `escalated:${plan!.digest.slice(0, 16)}`, { roles: approverRoles, afterMs: current.escalation?.afterMs ?? null });
+        await record('approval.escalated', `escalated:${digest16}`, { roles: approverRoles, afterMs: current.escalation?.afterMs ?? null });
         await notify('escalated');
       } else {
-        await record('approval.reminder', `reminder:${plan!.digest.slice(0, 16)}:${next.percent}`, { elapsedPercent: next.percent ?? null, approvals: approveCount(), required: current.requiredApprovals });
-        await notify('reminder', next.percent !== undefined ? { elapsedPercent: next.percent } : {});
+        await record('approval.reminder', `reminder:${digest16}:${milestone.percent}`, { elapsedPercent: milestone.percent ?? null, approvals: approveCount(), required: current.requiredApprovals });
+        await notify('reminder', milestone.percent !== undefined ? { elapsedPercent: milestone.percent } : {});
       }
     }
     // Checked in this order: a rejection wins over a quorum reached at the same moment, and an
     // approval accepted just before the deadline still counts.
     if (rejected()) {
       const by = approvals.find((a) => a.decision === 'reject');
-      await finish('rejected', { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` });
-      return false;
+      return { status: 'rejected', error: { type: 'ApprovalRejected', message: `rejected by ${by?.approver ?? 'an approver'}${by?.comment ? `: ${by.comment}` : ''}` } };
     }
     if (!quorum()) {
-      await finish('expired', { type: 'ApprovalExpired', message: `${approveCount()} of ${current.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed` });
-      return false;
+      return { status: 'expired', error: { type: 'ApprovalExpired', message: `${approveCount()} of ${current.requiredApprovals} approvals by ${approvalExpiresAt}; nothing was executed` } };
     }
     approvalStage = 'approved';
-    return true;
+    return null;
   };
 
   /**
@@ -441,6 +566,151 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     await setStatus('executing', 'guardrails clear again');
   };
 
+  /**
+   * Rolls back what an operator asked for: re-reads each target and leaves alone (drifted) any that
+   * changed since the run; asks policy (and approvers, where it says) as the operator; then undoes the
+   * rest in reverse order, with evidence. The run ends `rolled_back` when everything it changed is
+   * undone, `partially_rolled_back` when some is, and keeps its status when nothing was.
+   */
+  const rollBack = async (request: PendingRollback): Promise<void> => {
+    const current = plan!;
+    const rb: RollbackView = {
+      id: request.id,
+      requestedBy: request.requester,
+      reason: request.reason,
+      requestedAt: now(),
+      actions: [...request.actionIds],
+      digest: null,
+      status: 'checking',
+      decision: null,
+      approvals: [],
+      results: [],
+      finishedAt: null,
+      error: null,
+    };
+    rollbacks.push(rb);
+    activeRollback = rb;
+    const close = async (next: RollbackView['status'], error: FailureInfo | null, reason: string): Promise<void> => {
+      rb.status = next;
+      rb.error = error;
+      rb.finishedAt = now();
+      await record('rollback.finished', `${rb.id}:finished`, { rollbackId: rb.id, status: next, results: rb.results.map((r) => ({ ...r })), error: error?.message ?? null }, request.requester);
+      activeRollback = null;
+      await setStatus(statusAfterRollback(), `${rb.id} ${next.replaceAll('_', ' ')}: ${reason}`);
+    };
+    await record('rollback.requested', `${rb.id}:requested`, { rollbackId: rb.id, reason: request.reason, actions: rb.actions, roles: request.roles }, request.requester);
+    await setStatus('rolling_back', `${rb.id} requested by ${request.requester}: ${request.reason}`);
+    try {
+      const { checks, snapshot } = await reads.checkRollback({ runId, rollbackId: rb.id, plan: current, actionIds: rb.actions });
+      for (const check of checks) {
+        if (check.inPlace) continue;
+        note(check.actionId, { status: 'drifted' }, [check.evidence]);
+        rb.results.push({ actionId: check.actionId, outcome: 'drifted', detail: 'the target changed since the run; left as it is' });
+      }
+      const undoable = checks.filter((c) => c.inPlace).map((c) => c.actionId);
+      if (undoable.length === 0) {
+        await close('drifted', null, 'every target changed since the run; nothing was undone');
+        return;
+      }
+      rb.digest = sha256Hex(canonicalJson({ runId, rollbackId: rb.id, planDigest: current.digest, actions: undoable }));
+      rb.status = 'deciding';
+      const requester: Identity = { name: request.requester, roles: request.roles };
+      const verdict = await local.decideRollback({ runId, rollbackId: rb.id, digest: rb.digest, alert, plan: current, actionIds: undoable, snapshot, requestedBy: requester });
+      rb.decision = decisionView(verdict, null, [], null);
+      if (verdict.outcome === 'deny') {
+        await close('denied', { type: 'PolicyDenied', message: verdict.reasons.join('; ') || 'policy denies the rollback' }, 'policy denies it');
+        return;
+      }
+      const engaged = verdict.guardrails.killSwitches[0];
+      if (engaged) {
+        const message = `kill switch ${engaged.scope.kind}${engaged.scope.kind === 'global' ? '' : ` ${engaged.scope.name}`} engaged by ${engaged.actor}: ${engaged.reason}`;
+        await close('denied', { type: 'GuardrailBlocked', message }, message);
+        return;
+      }
+      if (verdict.outcome === 'approve') {
+        rb.status = 'awaiting_approval';
+        planRound ??= { decision, approvals: approvals.map((a) => ({ ...a })), approvalExpiresAt, approverRoles: [...approverRoles], approvalStage };
+        decision = verdict;
+        approvals.splice(0);
+        noticeRefs = {};
+        const undoing = current.actions
+          .filter((a) => undoable.includes(a.id))
+          .map((a) => ({ id: a.id, type: `undo ${a.type}`, target: a.target.display, change: `undo: ${describeActionChange(a)}` }));
+        const refused = await awaitApprovals(verdict, { subject: 'rollback', digest: rb.digest, requester: request.requester, actions: undoing });
+        rb.decision = currentDecisionView();
+        rb.approvals = approvals.map((a) => ({ ...a }));
+        round = null;
+        if (refused) {
+          await close(refused.status, refused.error, refused.error.message);
+          return;
+        }
+        await setStatus('rolling_back', `${rb.id} approved`);
+      }
+      rb.status = 'rolling_back';
+      for (const action of current.actions.filter((a) => undoable.includes(a.id)).reverse()) {
+        try {
+          const result = await undos.undoAction({ runId, action, planDigest: current.digest, reason: `${rb.id}: ${request.reason}`, purpose: { kind: 'rollback', rollbackId: rb.id, requestedBy: request.requester } });
+          note(action.id, { status: 'rolled_back' }, result.evidence);
+          rb.results.push({ actionId: action.id, outcome: 'rolled_back' });
+        } catch (error) {
+          if (isCancellation(error)) throw error;
+          const info = failureInfo(error);
+          note(action.id, { status: 'rollback_failed', error: info });
+          rb.results.push({ actionId: action.id, outcome: 'failed', detail: info.message });
+        }
+      }
+      const failed = rb.results.filter((r) => r.outcome === 'failed').map((r) => r.actionId);
+      const drifted = rb.results.some((r) => r.outcome === 'drifted');
+      if (failed.length > 0) {
+        await close('failed', { type: 'RollbackFailed', message: `could not undo ${failed.join(', ')}` }, `could not undo ${failed.join(', ')}`);
+      } else {
+        await close(drifted ? 'partially_rolled_back' : 'rolled_back', null, drifted ? 'drifted targets were left as they are' : 'every selected action was undone');
+      }
+      // Approvers of the rollback hear how it ended.
+      if (rb.approvals.length > 0 && Object.keys(noticeRefs).length > 0) await notify('finished');
+    } catch (error) {
+      round = null;
+      if (isCancellation(error)) {
+        // Cancelling the run ends its window; what this rollback undid so far stays in the journal.
+        await CancellationScope.nonCancellable(() => close('failed', { type: 'Cancelled', message: 'the run was cancelled during the rollback' }, 'cancelled'));
+        throw error;
+      }
+      const info = failureInfo(error);
+      await close('failed', info, info.message);
+    }
+  };
+
+  /**
+   * After a run completed having changed something, it stays open for its playbook's rollback window
+   * (default 30 days), waiting for operators' rollback requests. Cancelling the run closes the window.
+   */
+  const offerRollback = async (): Promise<void> => {
+    const windowMs = decision?.guardrails.rollbackWindowMs ?? 0;
+    if (windowMs <= 0 || rollbackable().length === 0) return;
+    rollbackUntil = Date.now() + windowMs;
+    approvalKeys = await local.approvalVerifyKeys();
+    await record('rollback.window_opened', 'rollback-window:opened', { until: new Date(rollbackUntil).toISOString() });
+    try {
+      for (;;) {
+        const remaining = rollbackUntil - Date.now();
+        if (remaining <= 0) break;
+        const wait = Math.min(remaining, KEY_REFRESH_MS);
+        if (!(await condition(() => pendingRollback !== null, wait))) {
+          // Keys rotate: read them again now and then while the window is long.
+          if (wait < remaining) approvalKeys = await local.approvalVerifyKeys();
+          continue;
+        }
+        const request = pendingRollback!;
+        pendingRollback = null;
+        await rollBack(request);
+      }
+    } catch (error) {
+      if (!isCancellation(error)) throw error;
+    }
+    await CancellationScope.nonCancellable(() => record('rollback.window_closed', 'rollback-window:closed', { remaining: rollbackable().map((a) => a.id) }));
+    rollbackUntil = Math.min(rollbackUntil, Date.now());
+  };
+
   /** The run itself: it leaves `status` terminal, or throws (cancellation, or an unexpected failure). */
   const remediate = async (): Promise<void> => {
     // observeTarget writes `run.received` (the entry into `observing`) itself.
@@ -463,7 +733,14 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     // plan is rebuilt; a new digest voids the approvals and is decided (and approved) again, so only
     // the approved actions on the approved targets ever run.
     for (let observation = 2; ; observation++) {
-      if (decision!.outcome === 'approve' && !(await awaitApprovals(decision!))) return;
+      if (decision!.outcome === 'approve') {
+        const planActions = plan.actions.map((a) => ({ id: a.id, type: a.type, target: a.target.display, change: describeActionChange(a) }));
+        const refused = await awaitApprovals(decision!, { subject: 'plan', digest: plan.digest, requester: requestedBy.name, actions: planActions });
+        if (refused) {
+          await finish(refused.status, refused.error);
+          return;
+        }
+      }
       const account = { id: snapshot.account.id, ...(snapshot.account.kind !== undefined ? { kind: snapshot.account.kind } : {}) };
       const fresh = await reads.observeTarget({ runId, alert, requestedBy, account, attempt: observation });
       const freshPlan = await local.planRemediation({ runId, alert, snapshot: fresh });
@@ -544,6 +821,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     }
     await finish('failed', failureInfo(error));
   }
+  // `status` changes in handlers and helpers; TypeScript cannot see that here.
+  if ((status as RunStatus) === 'completed') await offerRollback();
   return await end();
 
   /**

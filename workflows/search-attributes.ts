@@ -11,5 +11,8 @@ export const CordonAlertSource = defineSearchAttributeKey('CordonAlertSource', '
 /** The alert's severity. */
 export const CordonSeverity = defineSearchAttributeKey('CordonSeverity', 'KEYWORD');
 
+/** The run a rerun was started from. */
+export const CordonRerunOf = defineSearchAttributeKey('CordonRerunOf', 'KEYWORD');
+
 /** Every custom search attribute Cordon uses, to register on a namespace. */
-export const cordonSearchAttributes = [CordonStatus, CordonPlaybook, CordonTargets, CordonAlertSource, CordonSeverity] as const;
+export const cordonSearchAttributes = [CordonStatus, CordonPlaybook, CordonTargets, CordonAlertSource, CordonSeverity, CordonRerunOf] as const;

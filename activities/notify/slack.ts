@@ -52,6 +52,7 @@ const OUTCOME: Record<RunStatus, string> = {
   verifying: 'verifying',
   compensating: 'undoing its changes',
   paused: 'paused by a guardrail',
+  rolling_back: 'rolling back',
   completed: 'executed: every action applied and verified',
   dry_run_completed: 'dry run completed: nothing was changed',
   rejected: 'rejected: nothing was executed',
@@ -61,6 +62,8 @@ const OUTCOME: Record<RunStatus, string> = {
   needs_human: 'needs a person: an undo or a verification failed',
   failed: 'failed: nothing was changed',
   cancelled: 'cancelled before any change',
+  rolled_back: 'rolled back: every change was undone',
+  partially_rolled_back: 'partially rolled back: some changes were undone',
 };
 
 const MAX_PLAN_LINES = 10;

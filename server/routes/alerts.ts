@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { Alert, AlertAccepted, ErrorBody, runIdFor, type Identity } from '../../domain/index.js';
 import { handledKinds, playbookForKind } from '../../playbooks/registry.js';
 import type { RemediationInput } from '../../workflows/remediation.js';
-import { CordonAlertSource, CordonPlaybook, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
+import { CordonAlertSource, CordonPlaybook, CordonRerunOf, CordonSeverity, CordonStatus, CordonTargets } from '../../workflows/search-attributes.js';
 import { bearerAuth, rejectUnparsedBody, sendError, type ServerDeps } from '../app.js';
 import { verifyAlertSignature } from '../hmac.js';
 import { ocsfToAlert } from '../ocsf.js';
@@ -14,6 +14,31 @@ import { runStatusFromVisibility } from '../run-queries.js';
 /** The identity of alert senders that authenticate with the shared HMAC secret. */
 export const WEBHOOK_IDENTITY: Identity = Object.freeze({ name: 'webhook', roles: ['soc'] }) as Identity;
 
+
+/**
+ * Starts a remediation run with the search attributes runs are found by. Its id is never reused
+ * (within the namespace's retention): a repeated alert attaches to the run it started.
+ */
+export async function startRemediationRun(deps: Pick<ServerDeps, 'temporal' | 'taskQueue'>, input: RemediationInput): Promise<void> {
+  const { alert } = input;
+  const subject = alert.subject.userName ?? alert.subject.id ?? alert.credential?.id ?? '';
+  await deps.temporal.workflow.start('remediationWorkflow', {
+    workflowId: input.runId,
+    taskQueue: deps.taskQueue,
+    args: [input],
+    workflowIdConflictPolicy: 'FAIL',
+    workflowIdReusePolicy: 'REJECT_DUPLICATE',
+    staticSummary: `${input.playbook}: ${input.rerunOf ? 'rerun of ' : ''}${alert.kind} for ${subject} (${alert.severity})`,
+    typedSearchAttributes: [
+      { key: CordonStatus, value: 'observing' },
+      { key: CordonPlaybook, value: input.playbook },
+      { key: CordonAlertSource, value: alert.source },
+      { key: CordonSeverity, value: alert.severity },
+      { key: CordonTargets, value: [alert.subject.id, alert.subject.userName, alert.credential?.id].filter((v): v is string => v !== undefined) },
+      ...(input.rerunOf ? [{ key: CordonRerunOf, value: input.rerunOf }] : []),
+    ],
+  });
+}
 
 /** POST /v1/alerts and /v1/alerts/ocsf: start a remediation run, or return the run an identical alert already started. */
 export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) => {
@@ -48,24 +73,8 @@ export const alertRoutes: FastifyPluginAsyncZod<ServerDeps> = async (app, deps) 
     const identity = request.identity!;
     const runId = runIdFor(alert.source, alert.id, alert.mode ?? 'live');
     const input: RemediationInput = { runId, playbook: playbook.name, alert, requestedBy: identity, receivedAt: new Date().toISOString() };
-    const subject = alert.subject.userName ?? alert.subject.id ?? alert.credential?.id ?? '';
     try {
-      await deps.temporal.workflow.start('remediationWorkflow', {
-        workflowId: runId,
-        taskQueue: deps.taskQueue,
-        args: [input],
-        // One run per alert, ever (within the namespace's retention): a repeated alert attaches to it.
-        workflowIdConflictPolicy: 'FAIL',
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        staticSummary: `${playbook.name}: ${alert.kind} for ${subject} (${alert.severity})`,
-        typedSearchAttributes: [
-          { key: CordonStatus, value: 'observing' },
-          { key: CordonPlaybook, value: playbook.name },
-          { key: CordonAlertSource, value: alert.source },
-          { key: CordonSeverity, value: alert.severity },
-          { key: CordonTargets, value: [alert.subject.id, alert.subject.userName, alert.credential?.id].filter((v): v is string => v !== undefined) },
-        ],
-      });
+      await startRemediationRun(deps, input);
       request.log.info({ runId, playbook: playbook.name, kind: alert.kind, requestedBy: identity.name }, 'run started');
       return reply.code(202).send({ runId, status: 'observing', duplicate: false });
     } catch (error) {

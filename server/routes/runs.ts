@@ -2,14 +2,24 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunSummary, RunView, type Identity } from '../../domain/index.js';
 import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerContext } from '../app.js';
-import { getRun, listRuns, RunFilters, runsAwaitingApproval } from '../run-queries.js';
+import { getRun, listRunsPage, MAX_PAGE_SIZE, PageToken, RunFilters, runsAwaitingApproval, timeRangeInOrder } from '../run-queries.js';
 
 const RunParams = z.object({ runId: RunId });
 
-const ListQuery = z.strictObject({
-  ...RunFilters.shape,
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-});
+const PageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE);
+
+const ListQuery = z
+  .strictObject({
+    ...RunFilters.shape,
+    pageSize: PageSize.optional(),
+    /** The older name of `pageSize`. */
+    limit: PageSize.optional(),
+    pageToken: PageToken.optional(),
+  })
+  .superRefine((query, ctx) => {
+    timeRangeInOrder(query, ctx);
+    if (query.pageSize !== undefined && query.limit !== undefined) ctx.addIssue({ code: 'custom', path: ['limit'], message: 'give pageSize or limit, not both' });
+  });
 
 const ApprovalBody = z.strictObject({
   decision: ApprovalVerdict,
@@ -26,16 +36,24 @@ export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps)
     '/v1/runs',
     {
       schema: {
-        summary: 'List runs of this deployment\'s task queue, filtered by status, playbook and target (newest first)',
+        summary:
+          'List runs of this deployment\'s task queue (newest first), filtered by status, playbook, target, alert source, severity and start time (since inclusive, until exclusive), a page at a time',
         security: [{ bearer: [] }],
         querystring: ListQuery,
-        response: { 200: z.object({ runs: z.array(RunSummary) }), 400: ErrorBody, 401: ErrorBody },
+        response: { 200: z.object({ runs: z.array(RunSummary), nextPageToken: z.string().nullable() }), 400: ErrorBody, 401: ErrorBody },
       },
       onRequest: bearer,
     },
-    async (request) => {
-      const { limit, ...filters } = request.query;
-      return { runs: await listRuns(deps, filters, limit) };
+    async (request, reply) => {
+      const { pageSize, limit, pageToken, ...filters } = request.query;
+      try {
+        return await listRunsPage(deps, filters, { pageSize: pageSize ?? limit ?? 50, pageToken });
+      } catch (error) {
+        if (error instanceof CordonError && error.type === 'InvalidRequest') {
+          return sendError(reply, error.type, error.message, [{ path: 'querystring.pageToken', message: error.message }]);
+        }
+        throw error;
+      }
     },
   );
 
@@ -118,6 +136,8 @@ export const InboxItem = z.object({
   playbook: z.string(),
   alert: z.object({ source: z.string(), kind: z.string(), severity: z.string(), subject: z.string() }),
   requestedBy: z.string(),
+  /** What is to be decided: the run's plan, or a rollback of it. */
+  subject: z.enum(['plan', 'rollback']),
   planDigest: z.string(),
   actions: z.int(),
   approvals: z.int(),
@@ -130,24 +150,28 @@ export type InboxItem = z.infer<typeof InboxItem>;
 
 /** Whether `identity` may decide on a run now: awaiting approval, an eligible role, not the requester, not decided yet. */
 export function mayDecide(view: RunView, identity: Identity): boolean {
-  if (view.status !== 'awaiting_approval' || !view.decision || !view.plan) return false;
-  if (view.requestedBy === identity.name) return false;
-  if (view.approvals.some((a) => a.approver === identity.name)) return false;
-  return identity.roles.some((role) => view.decision!.approverRoles.includes(role));
+  const open = view.openApproval;
+  if (view.status !== 'awaiting_approval' || !open) return false;
+  if (open.requestedBy === identity.name) return false;
+  if (open.approvals.some((a) => a.approver === identity.name)) return false;
+  return identity.roles.some((role) => open.approverRoles.includes(role));
 }
 
 function inboxItem(view: RunView): InboxItem {
+  const open = view.openApproval!;
+  const rollback = open.subject === 'rollback' ? view.rollbacks.at(-1) : undefined;
   return {
     runId: view.runId,
     playbook: view.playbook,
     alert: { source: view.alert.source, kind: view.alert.kind, severity: view.alert.severity, subject: view.alert.subject.userName ?? view.alert.subject.id ?? '' },
-    requestedBy: view.requestedBy,
-    planDigest: view.plan!.digest,
-    actions: view.plan!.actions.length,
-    approvals: view.approvals.filter((a) => a.decision === 'approve').length,
-    required: view.decision!.requiredApprovals,
-    approverRoles: view.decision!.approverRoles,
-    stage: view.decision!.approvalStage,
-    expiresAt: view.decision!.approvalExpiresAt,
+    requestedBy: open.requestedBy,
+    subject: open.subject,
+    planDigest: open.digest,
+    actions: open.subject === 'plan' ? (view.plan?.actions.length ?? 0) : (rollback?.actions.length ?? 0),
+    approvals: open.approvals.filter((a) => a.decision === 'approve').length,
+    required: open.requiredApprovals,
+    approverRoles: open.approverRoles,
+    stage: (open.subject === 'plan' ? view.decision : rollback?.decision)?.approvalStage ?? null,
+    expiresAt: open.expiresAt,
   };
 }

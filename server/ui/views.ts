@@ -1,6 +1,7 @@
 // The UI's pages, as functions from data to HTML. Every value reaches the page through `html`, which
 // escapes it; there is no script on any page.
 import { actionChange, isTerminal, RunStatus, type Identity, type JournalEntry, type Role, type RunAction, type RunSummary, type RunView } from '../../domain/index.js';
+import { Severity } from '../../domain/alert.js';
 import { html, type Html, type HtmlValue } from './html.js';
 import type { Flash } from './session.js';
 
@@ -26,6 +27,7 @@ const statusTone: Record<RunStatus, Tone> = {
   verifying: 'neutral',
   compensating: 'wait',
   paused: 'wait',
+  rolling_back: 'wait',
   completed: 'ok',
   dry_run_completed: 'ok',
   rejected: 'bad',
@@ -35,6 +37,8 @@ const statusTone: Record<RunStatus, Tone> = {
   needs_human: 'bad',
   failed: 'bad',
   cancelled: 'neutral',
+  rolled_back: 'neutral',
+  partially_rolled_back: 'neutral',
 };
 
 /** A run status for people: `awaiting_approval` → "awaiting approval". */
@@ -163,13 +167,31 @@ ${runs.map(
 /** The runs list with its filters. */
 export function runsPage(
   ctx: PageContext,
-  options: { filters: { status?: string | undefined; playbook?: string | undefined; target?: string | undefined }; playbooks: readonly string[]; runs: readonly RunSummary[]; limit: number; problem?: string | undefined },
+  options: {
+    filters: {
+      status?: string | undefined;
+      playbook?: string | undefined;
+      target?: string | undefined;
+      source?: string | undefined;
+      severity?: string | undefined;
+      since?: string | undefined;
+      until?: string | undefined;
+    };
+    playbooks: readonly string[];
+    runs: readonly RunSummary[];
+    limit: number;
+    problem?: string | undefined;
+  },
 ): Html {
   const { filters } = options;
   const form = html`<form class="filters" method="get" action="${ctx.ui}/runs">
 <label>Status <select name="status"><option value="">any</option>${RunStatus.options.map((s) => html`<option value="${s}"${s === filters.status ? html` selected` : ''}>${statusLabel(s)}</option>`)}</select></label>
 <label>Playbook <select name="playbook"><option value="">any</option>${options.playbooks.map((p) => html`<option value="${p}"${p === filters.playbook ? html` selected` : ''}>${p}</option>`)}</select></label>
 <label>Target (account id or userName) <input type="text" name="target" value="${filters.target ?? ''}" maxlength="256" pattern="[A-Za-z0-9._@:\\-]{1,256}"></label>
+<label>Alert source <input type="text" name="source" value="${filters.source ?? ''}" maxlength="200" pattern="[A-Za-z0-9 ._@:/+\\-]{1,200}"></label>
+<label>Severity <select name="severity"><option value="">any</option>${Severity.options.map((s) => html`<option value="${s}"${s === filters.severity ? html` selected` : ''}>${s}</option>`)}</select></label>
+<label>Started since <input type="text" name="since" value="${filters.since ?? ''}" placeholder="2026-01-31T09:00:00Z"></label>
+<label>until <input type="text" name="until" value="${filters.until ?? ''}" placeholder="ISO 8601, with a zone"></label>
 <button type="submit" class="primary">Filter</button> <a href="${ctx.ui}/runs">Clear</a>
 </form>`;
   const table =
@@ -245,11 +267,29 @@ export function changedObjects(actions: readonly RunAction[]): ChangedObject[] {
 
 /** Why the signed-in person may not decide on this run, or undefined when they may (the same rules as `mayDecide`). */
 export function whyNoDecision(view: RunView, identity: Identity): string | undefined {
-  if (view.status !== 'awaiting_approval' || !view.decision || !view.plan) return `No decision is open: the run is ${statusLabel(view.status)}.`;
-  if (view.requestedBy === identity.name) return 'You requested this run, so others must decide on it (separation of duties).';
-  if (view.approvals.some((a) => a.approver === identity.name)) return 'You have already decided on this run.';
-  if (!identity.roles.some((r) => view.decision!.approverRoles.includes(r))) return `Deciding on this run needs one of the roles: ${view.decision.approverRoles.join(', ')}.`;
+  const open = view.openApproval;
+  if (view.status !== 'awaiting_approval' || !open) return `No decision is open: the run is ${statusLabel(view.status)}.`;
+  const what = open.subject === 'plan' ? 'this run' : 'this rollback';
+  if (open.requestedBy === identity.name) return `You requested ${what}, so others must decide on it (separation of duties).`;
+  if (open.approvals.some((a) => a.approver === identity.name)) return `You have already decided on ${what}.`;
+  if (!identity.roles.some((r) => open.approverRoles.includes(r))) return `Deciding on ${what} needs one of the roles: ${open.approverRoles.join(', ')}.`;
   return undefined;
+}
+
+/** The rollbacks operators asked for: what each undid, what drifted, who approved. */
+function rollbackSection(view: RunView): Html {
+  if (view.rollbacks.length === 0 && !view.rollbackUntil) return html``;
+  const window = view.rollbackUntil ? html`<p class="muted">Rollback possible until <span data-testid="rollback-until">${formatTime(view.rollbackUntil)}</span>.</p>` : '';
+  const rows = view.rollbacks.map(
+    (rb) => html`<tr data-rollback="${rb.id}"><td class="mono">${rb.id}</td><td data-testid="rollback-status">${rb.status.replaceAll('_', ' ')}</td><td>${rb.requestedBy}: ${rb.reason}</td>
+<td><ul class="plain">${rb.results.map((r) => html`<li><span class="mono">${r.actionId}</span> ${r.outcome.replaceAll('_', ' ')}${r.detail ? html` <span class="muted">(${r.detail})</span>` : ''}</li>`)}</ul></td>
+<td>${rb.decision ? `${rb.decision.outcome} by ${rb.decision.policies.join(', ') || 'no policy'}` : '—'}${rb.approvals.length > 0 ? html`<br><span class="muted">${rb.approvals.map((a) => `${a.decision} by ${a.approver}`).join('; ')}</span>` : ''}</td></tr>`,
+  );
+  return html`<section id="rollbacks"><h2>Rollbacks</h2>${window}${
+    view.rollbacks.length === 0
+      ? html`<p class="muted">None asked for.</p>`
+      : html`<table><thead><tr><th>Id</th><th>Status</th><th>Asked by</th><th>Actions</th><th>Decision</th></tr></thead><tbody>${rows}</tbody></table>`
+  }</section>`;
 }
 
 function factList(items: [string, HtmlValue][]): Html {
@@ -371,13 +411,19 @@ ${options.refusal ? html`<div class="flash error" role="alert" data-testid="refu
   }</section>`;
 
   const why = whyNoDecision(view, identity);
+  const open = view.openApproval;
+  const openRollback = open?.subject === 'rollback' ? view.rollbacks.at(-1) : undefined;
   const decide =
-    options.canDecide && view.plan
+    options.canDecide && view.plan && open
       ? html`<section id="decide"><h2>Your decision</h2>
 <form class="decide" method="post" action="${ctx.ui}/runs/${view.runId}/decision">
 <input type="hidden" name="_csrf" value="${ctx.csrf}">
-<input type="hidden" name="planDigest" value="${view.plan.digest}">
-<p class="muted">You decide on plan <span class="mono">${view.plan.digest}</span>: exactly the ${view.plan.actions.length} actions above.</p>
+<input type="hidden" name="planDigest" value="${open.digest}">
+${
+  openRollback
+    ? html`<p class="muted">You decide on rollback ${openRollback.id} (digest <span class="mono">${open.digest}</span>), asked by ${openRollback.requestedBy}: ${openRollback.reason}. It undoes exactly these actions of the plan above: <span class="mono">${openRollback.actions.filter((id) => !openRollback.results.some((r) => r.actionId === id)).join(', ')}</span>.</p>`
+    : html`<p class="muted">You decide on plan <span class="mono">${open.digest}</span>: exactly the ${view.plan.actions.length} actions above.</p>`
+}
 <label>Comment (optional) <textarea name="comment" maxlength="2000"></textarea></label>
 <div class="buttons"><button type="submit" name="decision" value="approve" class="approve">Approve</button><button type="submit" name="decision" value="reject" class="reject">Reject</button></div>
 </form></section>`
@@ -389,7 +435,7 @@ ${options.refusal ? html`<div class="flash error" role="alert" data-testid="refu
       : html`<table><thead><tr><th>Action</th><th>Status</th><th>Evidence</th></tr></thead><tbody>${view.journal.map((entry) => journalRow(entry, byId.get(entry.actionId)))}</tbody></table>`
   }</section>`;
 
-  return layout(ctx, `Run ${view.runId}`, html`${header}<div class="cards">${alert}${decision}</div>${targetSection}${plan}${approvals}${decide}${journal}${timelineSection(view, options.now ?? Date.now())}`);
+  return layout(ctx, `Run ${view.runId}`, html`${header}<div class="cards">${alert}${decision}</div>${targetSection}${plan}${approvals}${rollbackSection(view)}${decide}${journal}${timelineSection(view, options.now ?? Date.now())}`);
 }
 
 /** Each step with how long the run stayed in it: until the next step, or until now while it is the current one. */

@@ -239,9 +239,10 @@ async function benchmark(runs: number, dir: string, teardown: Teardown): Promise
   teardown.add('the ledger', () => ledger.close());
   const policy = await loadPolicyEngine(DEFAULT_POLICY_DIR);
   // Guardrails as a deployment has them (a budget reserved and a kill switch checked before every
-  // mutation), with a budget large enough never to pause the benchmark.
+  // mutation), with a budget large enough never to pause the benchmark, and no rollback window so that
+  // a completed run's workflow ends (its result is what the benchmark waits for).
   const guardrailsFile = join(dir, 'guardrails.yaml');
-  await writeFile(guardrailsFile, 'version: 1\nbudgets:\n  - name: bench-disable\n    action: DisableAccount\n    limit: 1000000\n    window: 1h\n');
+  await writeFile(guardrailsFile, 'version: 1\nplaybooks:\n  deprovision-account:\n    rollbackWindow: 0s\nbudgets:\n  - name: bench-disable\n    action: DisableAccount\n    limit: 1000000\n    window: 1h\n');
   const guardrails = await loadGuardrails(guardrailsFile);
   const guardrailState = openSqliteGuardrailState({ path: join(dir, 'ledger.sqlite') });
   teardown.add('the guardrail state', () => guardrailState.close());

@@ -86,12 +86,25 @@ describe('run page helpers', () => {
       plan: { digest: 'a'.repeat(64), observedAt: '2025-05-01T12:00:00Z', actions: [disable] },
       decision: { approverRoles: ['approver'] },
       approvals: [{ approver: 'bob', decision: 'approve', at: '2025-05-01T12:01:00Z', channel: 'web' }],
+      openApproval: {
+        subject: 'plan',
+        digest: 'a'.repeat(64),
+        requestedBy: 'alice',
+        requiredApprovals: 2,
+        approverRoles: ['approver'],
+        approvals: [{ approver: 'bob', decision: 'approve', at: '2025-05-01T12:01:00Z', channel: 'web' }],
+        expiresAt: null,
+      },
     } as unknown as RunView;
     expect(whyNoDecision(view, { name: 'alice', roles: ['approver'] })).toMatch(/separation of duties/);
     expect(whyNoDecision(view, { name: 'bob', roles: ['approver'] })).toMatch(/already decided/);
     expect(whyNoDecision(view, { name: 'oscar', roles: ['operator'] })).toMatch(/needs one of the roles: approver/);
     expect(whyNoDecision(view, { name: 'carol', roles: ['approver'] })).toBeUndefined();
     expect(whyNoDecision({ ...view, status: 'completed' }, { name: 'carol', roles: ['approver'] })).toMatch(/completed/);
+    // A rollback awaiting approval: its requester (an operator) may not approve it; the run's requester may.
+    const rollback = { ...view, openApproval: { ...view.openApproval!, subject: 'rollback' as const, requestedBy: 'olga', approvals: [] } };
+    expect(whyNoDecision(rollback, { name: 'olga', roles: ['operator', 'approver'] })).toMatch(/You requested this rollback/);
+    expect(whyNoDecision(rollback, { name: 'alice', roles: ['approver'] })).toBeUndefined();
   });
 });
 

@@ -10,8 +10,8 @@ import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { createRemediationActivities } from '../../activities/remediation.js';
 import type { Alert, Identity, RunView } from '../../domain/index.js';
-import { decideApprovalUpdate } from '../../workflows/messages.js';
-import { signForTest } from '../support/approval-keys.js';
+import { decideApprovalUpdate, requestRollbackUpdate } from '../../workflows/messages.js';
+import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type FaultPlan } from '../support/faults.js';
 import { startMoto, TestAws, type TestMoto } from '../support/moto.js';
@@ -121,7 +121,7 @@ describe('revoke-credential', () => {
 });
 
 describe('quarantine-agent', () => {
-  it('attaches the deny-all policy to an agent role on a critical alert', async () => {
+  it('attaches the deny-all policy to an agent role on a critical alert, and detaches it on rollback', async () => {
     const policy = await aws.managedPolicy('agent-tools');
     const role = await aws.role('llm-agent', { policies: [policy.arn] });
     const handle = await startRun(env.client, env.taskQueue, alert('agent.anomalous', { subject: { system: 'aws', userName: role.roleName, kind: 'role' } }), soc);
@@ -129,6 +129,14 @@ describe('quarantine-agent', () => {
     expect({ status: run.status, error: run.error }).toMatchObject({ status: 'completed' });
     expect(run.plan?.actions.map((a) => a.type)).toEqual(['AttachQuarantinePolicy']);
     expect(await rolePolicies(role.roleName)).toEqual([policy.name, 'CordonQuarantineDenyAll'].sort());
+
+    // The anomaly was a planned batch job: an operator lifts the quarantine by rolling the run back.
+    const request = signRollbackForTest(handle.workflowId, { requester: 'oscar', roles: ['operator'], reason: 'planned batch job, not an anomaly' });
+    await handle.executeUpdate(requestRollbackUpdate, { args: [request] });
+    const rolledBack = await waitForStatus(handle, ['rolled_back', 'partially_rolled_back']);
+    expect(rolledBack.status).toBe('rolled_back');
+    expect(rolledBack.rollbacks[0]?.decision?.policies).toEqual(['operator-rolls-back']);
+    expect(await rolePolicies(role.roleName)).toEqual([policy.name]);
   });
 
   it("deactivates an agent user's keys, denies it all, and removes it from its privileged groups", async () => {

@@ -1,7 +1,7 @@
 // The identity playbooks on a real Temporal dev server and a real OpenLDAP slapd, through the LDAP
 // connector: deprovision-account and entitlement-cleanup on the auto path and the approval path
-// (one approver, two for an administrator), a break-glass account left alone, a failure at every
-// action undone, a change that does not hold escalated, and a repeated action that changes the
+// (one approver, two for an administrator), a break-glass account left alone, a completed run rolled
+// back, a failure at every action undone, a change that does not hold escalated, and a repeated action that changes the
 // directory only once. Every outcome is checked in slapd itself, read as the root DN.
 import { randomBytes } from 'node:crypto';
 import { Attribute, Change, type Client, EqualityFilter } from 'ldapts';
@@ -12,8 +12,8 @@ import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { createRemediationActivities } from '../../activities/remediation.js';
 import type { Alert, Identity, RunView } from '../../domain/index.js';
-import { decideApprovalUpdate } from '../../workflows/messages.js';
-import { signForTest } from '../support/approval-keys.js';
+import { decideApprovalUpdate, requestRollbackUpdate } from '../../workflows/messages.js';
+import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type FaultPlan } from '../support/faults.js';
 import { startTestSlapd, type TestSlapd } from '../support/slapd.js';
@@ -252,6 +252,26 @@ describe('entitlement-cleanup on LDAP', () => {
     expect((await waitForStatus(handle, [...ENDED])).status).toBe('completed');
     expect(await userState(uid)).toEqual({ lock: [], groups: ['engineering', 'vpn-users'] });
     expect(await groupMembers()).toEqual(without(before.groups, uid, ['admins']));
+  });
+});
+
+describe('rollback on LDAP', () => {
+  it('restores slapd exactly as it was observed when an operator rolls a completed run back', async () => {
+    const uid = await freshUser('returner', ['engineering', 'vpn-users']);
+    const before = await directory(uid);
+    const handle = await startRun(env.client, env.taskQueue, alert('account.leaver', uid), soc);
+    const run = await waitForStatus(handle, [...ENDED]);
+    expect(run.status).toBe('completed');
+    expect(await userState(uid)).toEqual({ lock: [PERMANENT_LOCK], groups: [] });
+
+    const request = signRollbackForTest(handle.workflowId, { requester: 'oscar', roles: ['operator'], reason: 'returning from leave' });
+    await expect(handle.executeUpdate(requestRollbackUpdate, { args: [request] })).resolves.toMatchObject({ rollbackId: 'rb_1', actions: run.plan!.actions.map((a) => a.id) });
+    const rolledBack = await waitForStatus(handle, ['rolled_back', 'partially_rolled_back']);
+    expect(rolledBack.status).toBe('rolled_back');
+    expect(rolledBack.journal.every((j) => j.status === 'rolled_back')).toBe(true);
+    expect(await directory(uid)).toEqual(before);
+    expect((await ledgerKinds(handle.workflowId)).filter((k) => k === 'action.rolled_back')).toHaveLength(3);
+    await expectReplays(handle);
   });
 });
 

@@ -81,10 +81,13 @@ describe('remediation workflow', () => {
     for (const kind of ['run.received', 'run.observed', 'run.planned', 'policy.decided']) expect(kinds).toContain(kind);
     expect(kinds.filter((k) => k === 'action.applied')).toHaveLength(4);
     expect(kinds.filter((k) => k === 'action.verified')).toHaveLength(4);
-    expect(entries.at(-1)?.data).toMatchObject({ to: 'completed' });
+    expect(entries.filter((e) => e.kind === 'run.status').at(-1)?.data).toMatchObject({ to: 'completed' });
+    expect(entries.at(-1)?.kind).toBe('rollback.window_opened');
     expect(entries.filter((e) => e.kind.startsWith('action.')).every((e) => e.planDigest === run.plan?.digest)).toBe(true);
     expect((await ledger.verify()).ok).toBe(true);
-    await expect(handle.result()).resolves.toMatchObject({ status: 'completed', error: null });
+    // The run stays open for its rollback window: 30 days by default.
+    expect(Date.parse(run.rollbackUntil!) - Date.parse(run.updatedAt)).toBeGreaterThan(29 * 24 * 3_600_000);
+    expect((await handle.describe()).status.name).toBe('RUNNING');
     await expectReplays(handle);
   });
 

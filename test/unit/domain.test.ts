@@ -286,7 +286,7 @@ describe('runIdFor', () => {
 
 describe('combineDecisions', () => {
   const HASH_A = 'a'.repeat(64);
-  const GUARDRAILS: GuardrailRecord = { mode: 'live', autonomy: 'live', maxTargetsPerRun: null, targets: 0, population: null, budgets: [], killSwitches: [], guardrailsHash: 'b'.repeat(64) };
+  const GUARDRAILS: GuardrailRecord = { mode: 'live', autonomy: 'live', maxTargetsPerRun: null, targets: 0, population: null, budgets: [], killSwitches: [], rollbackWindowMs: 0, guardrailsHash: 'b'.repeat(64) };
   let n = 0;
   const decision = (patch: Partial<ActionDecision>): ActionDecision => ({
     actionId: `act_${(n++).toString(16).padStart(16, '0')}`,

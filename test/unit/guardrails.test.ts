@@ -361,6 +361,7 @@ describe('deciding a run under guardrails', () => {
       population: null,
       budgets,
       killSwitches: [globalOn, playbookOn, scimOn],
+      rollbackWindowMs: 30 * 24 * 3_600_000,
       guardrailsHash: guardrails.hash,
     });
   });
