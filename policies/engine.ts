@@ -180,11 +180,18 @@ export async function loadPolicyEngine(dir: string = DEFAULT_POLICY_DIR): Promis
       throw new PolicyLoadError(display(file), line, column, message);
     }
     if (parts.policy_templates.length > 0) throw new PolicyLoadError(display(file), 1, 1, 'policy templates are not supported');
-    let searchFrom = 0;
-    parts.policies.forEach((text, index) => {
-      const at = fileText.indexOf(text, searchFrom);
+    // The parser may hand the policies back in any order: put them in file order, each at its own
+    // position (a repeated text takes the next occurrence), so ids and error lines follow the file.
+    const taken = new Map<string, number>();
+    const located = parts.policies
+      .map((text) => {
+        const at = fileText.indexOf(text, taken.get(text) ?? 0);
+        if (at >= 0) taken.set(text, at + text.length);
+        return { text, at };
+      })
+      .sort((a, b) => (a.at < 0 ? Infinity : a.at) - (b.at < 0 ? Infinity : b.at));
+    located.forEach(({ text, at }, index) => {
       const offset = Buffer.byteLength(fileText.slice(0, Math.max(at, 0)), 'utf8');
-      searchFrom = at >= 0 ? at + text.length : searchFrom;
       const json = cedar.policyToJson(text);
       if (json.type === 'failure') {
         const { message } = firstError(json.errors);

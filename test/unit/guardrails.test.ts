@@ -109,8 +109,8 @@ describe('loading the shipped guardrails file', () => {
 
   it('gives a playbook the file does not mention live autonomy and no cap', async () => {
     const guardrails = await guardrailsFrom('version: 1\n');
-    expect(guardrails.forPlaybook('deprovision-account')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'] });
-    expect(guardrails.forPlaybook('toString')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'] });
+    expect(guardrails.forPlaybook('deprovision-account')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'], rollbackWindow: 30 * 24 * 3_600_000 });
+    expect(guardrails.forPlaybook('toString')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'], rollbackWindow: 30 * 24 * 3_600_000 });
   });
 });
 
@@ -226,8 +226,8 @@ describe('no guardrails file', () => {
   it('has no budgets, live autonomy for every playbook and no caps or rate limits', () => {
     const guardrails = noGuardrails();
     expect(guardrails.file.budgets).toEqual([]);
-    expect(guardrails.forPlaybook('deprovision-account')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'] });
-    expect(guardrails.forPlaybook('any-other')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'] });
+    expect(guardrails.forPlaybook('deprovision-account')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'], rollbackWindow: 30 * 24 * 3_600_000 });
+    expect(guardrails.forPlaybook('any-other')).toEqual({ autonomy: 'live', privilegedGroups: ['admins'], rollbackWindow: 30 * 24 * 3_600_000 });
     expect(guardrails.rateLimit('scim')).toBeUndefined();
     expect(guardrails.budgetsFor('DisableAccount', 'deprovision-account', 'scim')).toEqual([]);
     expect(guardrails.budgetsForPlan(request({ groups: ['engineering'] }).plan)).toEqual([]);

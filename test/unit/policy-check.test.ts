@@ -34,8 +34,6 @@ async function cli(args: string[]) {
 const POLICY_IDS = [
   'deny-break-glass',
   'privileged-needs-two-approvers',
-  'approve-detach-policy-on-lower-severity',
-  'privileged-entitlement-needs-approval',
   'operator-rolls-back',
   'privileged-rollback-needs-approval',
   'auto-deprovision-on-high-severity',
@@ -44,6 +42,8 @@ const POLICY_IDS = [
   'auto-quarantine-on-high-severity',
   'approve-quarantine-on-lower-severity',
   'auto-detach-policy-on-high-severity',
+  'approve-detach-policy-on-lower-severity',
+  'privileged-entitlement-needs-approval',
 ];
 const BROKEN_GUARDRAILS = 'version: 1\nbudgets:\n  - name: disables\n    limit: 3\n    window: 1 hour\n';
 

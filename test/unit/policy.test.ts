@@ -104,6 +104,8 @@ describe('default policy set', () => {
     expect(engine.policyIds).toEqual([
       'deny-break-glass',
       'privileged-needs-two-approvers',
+      'operator-rolls-back',
+      'privileged-rollback-needs-approval',
       'auto-deprovision-on-high-severity',
       'approve-deprovision-on-lower-severity',
       'auto-deactivate-credential',
@@ -249,6 +251,17 @@ describe('loading policies', () => {
     expect(error.line).toBe(2);
     // Cedar reports byte offsets; the column must still point at the é, the 54th character.
     expect(error.column).toBe('@id("x") permit (principal, action, resource) when { '.length + 1);
+  });
+
+  it('keeps file order and the right line in a long file, whatever order the parser returns policies in', async () => {
+    const shipped = await readFile(join(DEFAULT_POLICY_DIR, 'default.cedar'), 'utf8');
+    const typo = '\n@id("late-typo")\npermit (principal, action, resource)\nwhen { resource.departmnt == "sales" };\n';
+    const error = await loadError(await policyDir({ 'default.cedar': shipped + typo }));
+    expect(error.line).toBe(shipped.split('\n').length + 3);
+    expect(error.reason).toMatch(/late-typo/);
+    const engine = await loadPolicyEngine(await policyDir({ 'default.cedar': shipped }));
+    const inFileOrder = [...shipped.matchAll(/^@id\("([^"]+)"\)/gm)].map((m) => m[1]);
+    expect(engine.policyIds).toEqual(inFileOrder);
   });
 
   it('refuses an attribute the schema does not know, with the file and line of the policy', async () => {
