@@ -220,7 +220,7 @@ describe('npm start (the embedded default)', () => {
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
-  it('starts again without slapd, naming the playbooks it cannot offer; the run awaiting approval still waits, and carol completes it', async () => {
+  it('starts again without slapd, naming the playbooks it cannot offer; the run awaiting approval still waits, carol completes it, and the first run rolls back', async () => {
     // This time without slapd: the start goes on and says which playbooks it cannot offer.
     env.CORDON_SLAPD_PATH = join(dataDir, 'no-such-slapd');
     const child = await start();
@@ -239,6 +239,12 @@ describe('npm start (the embedded default)', () => {
 
     const list = await cordon('--as', 'oscar', '--json', 'runs', 'list', '--status', 'completed');
     expect((JSON.parse(list.stdout) as { runs: { runId: string }[] }).runs.map((r) => r.runId)).toEqual(expect.arrayContaining([accountRun, adminRun]));
+    // Every process has restarted since the contractor's run completed: it can still be rolled back.
+    const rollback = await cordon('--as', 'oscar', 'rollback', accountRun, '--reason', 'contract extended');
+    expect(rollback.code, rollback.stderr).toBe(0);
+    const restored = await waitForRun(accountRun, ['rolled_back', 'partially_rolled_back']);
+    expect(restored.status).toBe('rolled_back');
+    expect(restored.journal.every((j) => j.status === 'rolled_back')).toBe(true);
     // An LDAP alert now fails at observe, naming the missing connector; nothing was planned.
     const ldapAlert = JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts/leaver-ldap.json'), 'utf8')) as Record<string, unknown>;
     const file = join(dataDir, 'leaver-ldap-again.json');
