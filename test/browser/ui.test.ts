@@ -296,6 +296,34 @@ describe('a privileged run, approved to quorum in the browser', () => {
     expect(await page.locator('#decide button').count()).toBe(0);
   });
 
+  it('shows a rollback oscar asked for in bob\'s inbox; bob approves it on the run page, which shows the account restored', async () => {
+    const asked = await app.inject({
+      method: 'POST',
+      url: `/v1/runs/${runId}/rollback`,
+      headers: { authorization: `Bearer ${tokens.oscar}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ reason: 'contract extended by a month' }),
+    });
+    expect(asked.statusCode).toBe(202);
+    const waiting = await waitForStatus(env.client.workflow.getHandle(runId), ['awaiting_approval'], WAIT_MS);
+    expect(waiting.openApproval?.subject).toBe('rollback');
+
+    const page = await signIn('bob');
+    await reloadUntil(page, 'the rollback in bob\'s inbox', async () => (await page.locator(`tr[data-run="${runId}"]`).count()) === 1);
+    await page.goto(`/ui/runs/${runId}`);
+    expect(await page.textContent('#rollbacks tr[data-rollback=rb_1]')).toContain('oscar: contract extended by a month');
+    expect(await page.textContent('#decide')).toContain('You decide on rollback rb_1');
+    expect(await page.getAttribute('#decide input[name=planDigest]', 'value')).toBe(waiting.openApproval!.digest);
+    await page.click('#decide button[value=approve]');
+    await page.waitForURL(`${baseUrl}/ui/runs/${runId}`);
+    expect(await page.textContent('[data-testid=flash]')).toMatch(/^Approved: 1 of 1 approvals; the run is (rolling back|rolled back)\.$/);
+
+    await reloadUntil(page, 'the run rolled back', async () => (await page.getAttribute('h1 [data-status]', 'data-status')) === 'rolled_back');
+    expect(await page.textContent('#rollbacks [data-testid=rollback-status]')).toBe('rolled back');
+    expect(await page.locator('#journal [data-journal-status]').evaluateAll((els) => els.map((e) => e.getAttribute('data-journal-status')))).toEqual(['rolled_back', 'rolled_back', 'rolled_back']);
+    const snapshot = await env.connector.readAccount({ id: account.id });
+    expect([snapshot.account.active, snapshot.groups.map((g) => g.displayName).sort()]).toEqual([true, ['admins', 'vpn-users']]);
+  });
+
   it('lets a person with no Cordon role sign in, and shows them nothing to act on', async () => {
     const page = await signIn('nemo');
     expect(await page.textContent('[data-testid=no-role]')).toContain('no Cordon role');
