@@ -47,34 +47,52 @@ export function entryHash(entry: Omit<LedgerEntry, 'hash'>): string {
   return createHash('sha256').update(ledgerEntryHashText(entry)).digest('hex');
 }
 
-/** Checks a sequence of entries, in order, and names the first that is tampered, missing or out of order. */
-export function verifyChain(entries: Iterable<LedgerEntry>): LedgerVerification {
+/**
+ * Checks entries one at a time, in order: `add` answers the verdict at the first entry that is
+ * tampered, missing or out of order (and nothing before), `result` the verdict so far.
+ */
+export function chainVerifier(): { add(entry: LedgerEntry): LedgerVerification | undefined; result(): LedgerVerification } {
   let previous: LedgerEntry | undefined;
   let count = 0;
+  return {
+    add(entry) {
+      count++;
+      const expectedSeq = previous ? previous.seq + 1 : 1;
+      if (entry.seq !== expectedSeq) {
+        const reason =
+          entry.seq > expectedSeq
+            ? `entry ${expectedSeq} is missing (next present is ${entry.seq})`
+            : `entry ${entry.seq} is out of order (expected ${expectedSeq})`;
+        return { ok: false, entries: count, firstBad: { seq: Math.min(entry.seq, expectedSeq), reason } };
+      }
+      const expectedPrev = previous ? previous.hash : GENESIS_HASH;
+      if (entry.prevHash !== expectedPrev) {
+        return {
+          ok: false,
+          entries: count,
+          firstBad: { seq: entry.seq, reason: `prevHash does not match the hash of entry ${entry.seq - 1} (reordered or replaced)` },
+        };
+      }
+      if (entryHash(entry) !== entry.hash) {
+        return { ok: false, entries: count, firstBad: { seq: entry.seq, reason: 'content does not match its hash (modified)' } };
+      }
+      previous = entry;
+      return undefined;
+    },
+    result() {
+      return { ok: true, entries: count, headHash: previous ? previous.hash : GENESIS_HASH };
+    },
+  };
+}
+
+/** Checks a sequence of entries, in order, and names the first that is tampered, missing or out of order. */
+export function verifyChain(entries: Iterable<LedgerEntry>): LedgerVerification {
+  const verifier = chainVerifier();
   for (const entry of entries) {
-    count++;
-    const expectedSeq = previous ? previous.seq + 1 : 1;
-    if (entry.seq !== expectedSeq) {
-      const reason =
-        entry.seq > expectedSeq
-          ? `entry ${expectedSeq} is missing (next present is ${entry.seq})`
-          : `entry ${entry.seq} is out of order (expected ${expectedSeq})`;
-      return { ok: false, entries: count, firstBad: { seq: Math.min(entry.seq, expectedSeq), reason } };
-    }
-    const expectedPrev = previous ? previous.hash : GENESIS_HASH;
-    if (entry.prevHash !== expectedPrev) {
-      return {
-        ok: false,
-        entries: count,
-        firstBad: { seq: entry.seq, reason: `prevHash does not match the hash of entry ${entry.seq - 1} (reordered or replaced)` },
-      };
-    }
-    if (entryHash(entry) !== entry.hash) {
-      return { ok: false, entries: count, firstBad: { seq: entry.seq, reason: 'content does not match its hash (modified)' } };
-    }
-    previous = entry;
+    const bad = verifier.add(entry);
+    if (bad) return bad;
   }
-  return { ok: true, entries: count, headHash: previous ? previous.hash : GENESIS_HASH };
+  return verifier.result();
 }
 
 interface Row {

@@ -1,27 +1,24 @@
-// The audit export (store/ledger-export.ts) over a real SQLite ledger, and the verifier of exported
-// files (domain/audit-export.ts) against deletion, edits, reordering, truncation and malformed lines.
+// The audit export (store/ledger-export.ts) over a real ledger of each store backend (SQLite and
+// PostgreSQL), and the verifier of exported files (domain/audit-export.ts) against deletion, edits,
+// reordering, truncation and malformed lines.
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createExportVerifier, ledgerEntryHashText, verifyExport, type AuditExportEnd, type AuditExportQuery, type ExportVerification, type LedgerEntry } from '../../domain/index.js';
 import { exportLedger } from '../../store/ledger-export.js';
-import { entryHash, GENESIS_HASH, openSqliteLedger, type Ledger } from '../../store/ledger.js';
+import { entryHash, GENESIS_HASH, type Ledger } from '../../store/ledger.js';
+import { STORE_BACKENDS, storeHarness, type StoreBackend } from '../support/stores.js';
 
-let dir: string;
+const store = storeHarness();
 let ledger: Ledger;
 
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cordon-audit-'));
-  let ms = Date.parse('2026-11-28T09:00:00.000Z');
-  ledger = openSqliteLedger({ path: join(dir, 'ledger.sqlite'), clock: () => new Date((ms += 60_000)) });
-});
-
-afterEach(async () => {
-  await ledger.close();
-  await rm(dir, { recursive: true, force: true });
-});
+/** In the calling describe block, each test gets an empty ledger of `backend` whose entries are a minute apart. */
+function useLedger(backend: StoreBackend): void {
+  store.use(backend);
+  beforeEach(async () => {
+    let ms = Date.parse('2026-11-28T09:00:00.000Z');
+    ledger = await store.openLedger(() => new Date((ms += 60_000)));
+  });
+}
 
 async function appendEntries(n: number): Promise<LedgerEntry[]> {
   const written: LedgerEntry[] = [];
@@ -44,7 +41,9 @@ function problem(verdict: ExportVerification) {
   return verdict.firstBad;
 }
 
-describe('exporting the ledger', () => {
+describe.each(STORE_BACKENDS)('exporting the ledger (%s)', (backend) => {
+  useLedger(backend);
+
   it('writes every entry oldest first, then a trailer that names count, range and hashes', async () => {
     const written = await appendEntries(5);
     const lines = linesOf(await exportText());
@@ -93,7 +92,8 @@ describe('exporting the ledger', () => {
   });
 });
 
-describe('verifying an exported file', () => {
+describe.each(STORE_BACKENDS)('verifying an exported file (%s)', (backend) => {
+  useLedger(backend);
   let lines: string[];
   beforeEach(async () => {
     await appendEntries(6);

@@ -123,6 +123,25 @@ describe('loadConfig', () => {
     expect(problems).toMatch(/CORDON_LDAP_DISABLE_MODE: /);
   });
 
+  it('keeps the ledger and guardrail state in SQLite unless CORDON_STORE says postgres', () => {
+    expect(loadConfig({}, cwd).ledger).toMatchObject({ store: 'sqlite', postgres: undefined });
+    const config = loadConfig(
+      { CORDON_STORE: 'postgres', CORDON_POSTGRES_URL: 'postgres://cordon@db:5432/cordon?sslmode=require', CORDON_POSTGRES_PASSWORD_FILE: 'secrets/pg' },
+      cwd,
+    );
+    expect(config.ledger).toMatchObject({ store: 'postgres', postgres: { url: 'postgres://cordon@db:5432/cordon?sslmode=require', passwordFile: '/srv/cordon/secrets/pg' } });
+  });
+
+  it('refuses a PostgreSQL store without a URL, a URL carrying a password, and a URL the store would ignore', () => {
+    expect(refused({ CORDON_STORE: 'postgres' }).problems).toEqual(['CORDON_POSTGRES_URL: required when CORDON_STORE is postgres']);
+    const withPassword = refused({ CORDON_STORE: 'postgres', CORDON_POSTGRES_URL: 'postgresql://cordon:hunter2@db/cordon' });
+    expect(withPassword.message).toMatch(/CORDON_POSTGRES_URL: must not carry a password/);
+    expect(withPassword.message).not.toContain('hunter2');
+    expect(refused({ CORDON_STORE: 'postgres', CORDON_POSTGRES_URL: 'mysql://db/cordon' }).message).toMatch(/CORDON_POSTGRES_URL: must be a postgres:\/\//);
+    expect(refused({ CORDON_POSTGRES_URL: 'postgres://cordon@db/cordon' }).message).toMatch(/CORDON_POSTGRES_URL: set, but CORDON_STORE is not postgres/);
+    expect(refused({ CORDON_STORE: 'mysql' }).message).toContain('CORDON_STORE');
+  });
+
   it('reports every problem at once', () => {
     const error = refused({ CORDON_APIPORT: '1', CORDON_API_PORT: 'abc', CORDON_SCIM_URL: 'not-a-url', CORDON_LOG_LEVEL: 'loud' });
     const names = error.problems.map((p) => p.split(':')[0]).sort();

@@ -1,20 +1,14 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+// The same cases for every store backend: SQLite (a temporary file) and PostgreSQL (a private server
+// started for this file, a database per test).
+import { describe, expect, it } from 'vitest';
 import { scopeAffects, scopeKey } from '../../domain/index.js';
-import { openSqliteGuardrailState, type BudgetSpec, type GuardrailState } from '../../store/guardrail-state.js';
+import type { BudgetSpec, GuardrailState } from '../../store/guardrail-state.js';
+import { STORE_BACKENDS, storeHarness } from '../support/stores.js';
 
-const execFileAsync = promisify(execFile);
 const HOUR_MS = 3_600_000;
 const START_MS = Date.parse('2026-11-28T09:00:00.000Z');
 
-let dir: string;
-let path: string;
-const opened: GuardrailState[] = [];
+const store = storeHarness();
 
 /** A clock the test moves by hand. */
 function manualClock(start = START_MS) {
@@ -27,33 +21,23 @@ function manualClock(start = START_MS) {
   };
 }
 
-function open(clock: () => number): GuardrailState {
-  const state = openSqliteGuardrailState({ path, clock });
-  opened.push(state);
-  return state;
+function open(clock: () => number): Promise<GuardrailState> {
+  return store.openGuardrailState(clock);
 }
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'cordon-guardrail-state-'));
-  path = join(dir, 'nested', 'cordon.sqlite');
-});
-
-afterEach(async () => {
-  for (const state of opened.splice(0).reverse()) await state.close();
-  await rm(dir, { recursive: true, force: true });
-});
 
 const threePerHour: BudgetSpec = { name: 'three-per-hour', limit: 3, windowMs: HOUR_MS };
 
-describe('reserving budget', () => {
+describe.each(STORE_BACKENDS)('reserving budget (%s)', (backend) => {
+  store.use(backend);
+
   it('reserves nothing and succeeds when no budget applies', async () => {
-    const state = open(manualClock().now);
+    const state = await open(manualClock().now);
     expect(await state.reserve([], 'act-1')).toEqual({ ok: true, budgets: [] });
   });
 
   it('grants up to the limit, then refuses naming the budget, its use and when it frees', async () => {
     const clock = manualClock();
-    const state = open(clock.now);
+    const state = await open(clock.now);
     const first = await state.reserve([threePerHour], 'a');
     expect(first.ok).toBe(true);
     expect(first.budgets[0]?.used).toBe(1);
@@ -73,7 +57,7 @@ describe('reserving budget', () => {
   });
 
   it('reserves the same key once, so a retried mutation does not spend twice', async () => {
-    const state = open(manualClock().now);
+    const state = await open(manualClock().now);
     for (const key of ['a', 'b', 'c']) expect((await state.reserve([threePerHour], key)).ok).toBe(true);
     const again = await state.reserve([threePerHour], 'a');
     expect(again.ok).toBe(true);
@@ -84,7 +68,7 @@ describe('reserving budget', () => {
 
   it('frees the budget once the window has passed', async () => {
     const clock = manualClock();
-    const state = open(clock.now);
+    const state = await open(clock.now);
     for (const key of ['a', 'b', 'c']) expect((await state.reserve([threePerHour], key)).ok).toBe(true);
     expect((await state.reserve([threePerHour], 'd')).ok).toBe(false);
     clock.advance(HOUR_MS);
@@ -94,7 +78,7 @@ describe('reserving budget', () => {
   });
 
   it('reserves every budget or none: a refusal by one leaves the others unspent', async () => {
-    const state = open(manualClock().now);
+    const state = await open(manualClock().now);
     const roomy: BudgetSpec = { name: 'roomy', limit: 5, windowMs: HOUR_MS };
     const tight: BudgetSpec = { name: 'tight', limit: 1, windowMs: HOUR_MS };
     const first = await state.reserve([roomy, tight], 'a');
@@ -111,7 +95,7 @@ describe('reserving budget', () => {
 
   it('reports usage per budget within its window, with what each budget counts', async () => {
     const clock = manualClock();
-    const state = open(clock.now);
+    const state = await open(clock.now);
     const disables: BudgetSpec = { name: 'disables', limit: 100, windowMs: HOUR_MS, action: 'DisableAccount', playbook: 'deprovision-account' };
     const scim: BudgetSpec = { name: 'scim', limit: 10, windowMs: 60_000, connector: 'scim' };
     expect(await state.usage([disables, scim])).toEqual([
@@ -129,10 +113,10 @@ describe('reserving budget', () => {
     ]);
   });
 
-  it('never lets two processes sharing the file exceed a limit together', async () => {
+  it('never lets two processes sharing the store exceed a limit together', async () => {
     const clock = manualClock();
-    const first = open(clock.now);
-    const second = open(clock.now);
+    const first = await open(clock.now);
+    const second = await open(clock.now);
     const budget: BudgetSpec = { name: 'shared', limit: 5, windowMs: HOUR_MS };
     const granted: string[] = [];
     for (let i = 0; i < 12; i++) {
@@ -146,35 +130,58 @@ describe('reserving budget', () => {
     expect((await second.usage([budget]))[0]?.used).toBe(5);
   });
 
-  it('never lets two real processes racing on the file exceed a limit together', async () => {
+  it('never lets two real processes racing on the store exceed a limit together', async () => {
     // Two Node processes, each reserving 120 keys of its own as fast as it can against one budget of 100.
     const script = `
-      const { openSqliteGuardrailState } = await import(process.argv[1]);
-      const state = openSqliteGuardrailState({ path: process.argv[2] });
+      const { openStores } = await import(process.argv[1]);
+      const { guardrailState, close } = await openStores(JSON.parse(process.argv[2]));
       let granted = 0;
-      for (let i = 0; i < 120; i++) if ((await state.reserve([{ name: 'raced', limit: 100, windowMs: ${HOUR_MS} }], process.argv[3] + i)).ok) granted++;
-      await state.close();
+      for (let i = 0; i < 120; i++) if ((await guardrailState.reserve([{ name: 'raced', limit: 100, windowMs: ${HOUR_MS} }], process.argv[3] + i)).ok) granted++;
+      await close();
       process.stdout.write(String(granted));
     `;
-    const module = fileURLToPath(new URL('../../store/guardrail-state.ts', import.meta.url));
-    open(manualClock().now); // creates the file and its tables before the race
-    const child = (prefix: string) =>
-      execFileAsync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, module, path, prefix], { cwd: fileURLToPath(new URL('../..', import.meta.url)) });
-    const [first, second] = await Promise.all([child('p1-'), child('p2-')]);
-    expect(Number(first.stdout) + Number(second.stdout)).toBe(100);
-    const state = open(Date.now);
+    await open(manualClock().now); // creates the store and its tables before the race
+    const [first, second] = await Promise.all([store.runProcess(script, ['p1-']), store.runProcess(script, ['p2-'])]);
+    expect(Number(first) + Number(second)).toBe(100);
+    const state = await open(Date.now);
     expect((await state.usage([{ name: 'raced', limit: 100, windowMs: HOUR_MS }]))[0]?.used).toBe(100);
+  });
+
+  it('never lets two real processes reserving several budgets at once exceed any, nor deadlock', async () => {
+    // The processes name the same two budgets in opposite orders: all or none, whatever the order.
+    const script = `
+      const { openStores } = await import(process.argv[1]);
+      const { guardrailState, close } = await openStores(JSON.parse(process.argv[2]));
+      const wide = { name: 'wide', limit: 70, windowMs: ${HOUR_MS} };
+      const narrow = { name: 'narrow', limit: 50, windowMs: ${HOUR_MS} };
+      const budgets = process.argv[3] === 'p1-' ? [wide, narrow] : [narrow, wide];
+      let granted = 0;
+      for (let i = 0; i < 40; i++) if ((await guardrailState.reserve(budgets, process.argv[3] + i)).ok) granted++;
+      await close();
+      process.stdout.write(String(granted));
+    `;
+    await open(manualClock().now);
+    const [first, second] = await Promise.all([store.runProcess(script, ['p1-']), store.runProcess(script, ['p2-'])]);
+    expect(Number(first) + Number(second)).toBe(50);
+    const state = await open(Date.now);
+    const usage = await state.usage([
+      { name: 'wide', limit: 70, windowMs: HOUR_MS },
+      { name: 'narrow', limit: 50, windowMs: HOUR_MS },
+    ]);
+    expect(usage.map((b) => b.used)).toEqual([50, 50]);
   });
 });
 
-describe('kill switches', () => {
+describe.each(STORE_BACKENDS)('kill switches (%s)', (backend) => {
+  store.use(backend);
+
   it('lists none before any is flipped', async () => {
-    const state = open(manualClock().now);
+    const state = await open(manualClock().now);
     expect(await state.killSwitches()).toEqual([]);
   });
 
   it('engages a global switch and reads it back with who, why and when', async () => {
-    const state = open(manualClock().now);
+    const state = await open(manualClock().now);
     const set = await state.setKillSwitch({ kind: 'global' }, true, 'admin', 'incident 42');
     const expected = { scope: { kind: 'global' }, engaged: true, actor: 'admin', reason: 'incident 42', at: '2026-11-28T09:00:00.000Z' };
     expect(set).toEqual(expected);
@@ -183,7 +190,7 @@ describe('kill switches', () => {
 
   it('keeps each scope as its own row, and keeps a released switch as released', async () => {
     const clock = manualClock();
-    const state = open(clock.now);
+    const state = await open(clock.now);
     await state.setKillSwitch({ kind: 'global' }, true, 'admin', 'incident 42');
     clock.advance(1000);
     await state.setKillSwitch({ kind: 'playbook', name: 'deprovision-account' }, true, 'alice', 'bad plan');
@@ -206,10 +213,10 @@ describe('kill switches', () => {
     expect(byKey.get('connector:scim')).toMatchObject({ scope: { kind: 'connector', name: 'scim' }, engaged: true, actor: 'bob' });
   });
 
-  it('shows a switch flipped by one process to another process on the same file', async () => {
+  it('shows a switch flipped by one process to another process on the same store', async () => {
     const clock = manualClock();
-    const first = open(clock.now);
-    const second = open(clock.now);
+    const first = await open(clock.now);
+    const second = await open(clock.now);
     await first.setKillSwitch({ kind: 'connector', name: 'scim' }, true, 'admin', 'vendor outage');
     expect((await second.killSwitches()).map((s) => [scopeKey(s.scope), s.engaged])).toEqual([['connector:scim', true]]);
     await second.setKillSwitch({ kind: 'connector', name: 'scim' }, false, 'admin', 'vendor back');
