@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ScimClient } from '../activities/connectors/scim/scim-client.js';
 import { ConfigError, loadConfig, PROJECT_ROOT, type Config } from '../config/config.js';
+import { loadPayloadCodec } from '../config/payload-codec.js';
 import { seedDemoOrganisation } from './demo-org.js';
 import { DEV_IDENTITIES, ensureApprovalKeys, ensureDevCredentials, ensureSecretFile } from './dev-credentials.js';
 import { isAlive, spawnManaged, waitUntil, type ManagedProcess } from './processes.js';
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
     const credentials = await ensureDevCredentials(config.identitiesFile);
     await ensureSecretFile(config.alertHmacSecretFile);
     await ensureApprovalKeys(config.approvals.signingKeyFile, config.approvals.verifyKeysFile);
+    // A bad payload keys file stops the start here, before any process is started.
+    await loadPayloadCodec(config);
     await ensureSecretFile(config.ui.sessionSecretFile);
     const scimToken = await ensureSecretFile(config.scim.tokenFile);
 
@@ -201,6 +204,8 @@ async function main(): Promise<void> {
       TEMPORAL_NAMESPACE: config.temporal.namespace,
       CORDON_SCIM_URL: directory.url,
       CORDON_SCIM_TOKEN_FILE: config.scim.tokenFile,
+      // Absolute: the children run in the project root, not where `npm start` was run.
+      ...(config.payloadKeysFile ? { CORDON_PAYLOAD_KEYS_FILE: config.payloadKeysFile } : {}),
       // The development sign-in of the web UI: the embedded default only (loopback).
       CORDON_UI_DEV_SIGNIN: 'on',
       ...optionalEnv,

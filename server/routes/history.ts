@@ -5,6 +5,7 @@ import { isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ErrorBody, RunId } from '../../domain/index.js';
+import { decodeHistoryPayloads } from '../../config/payload-codec.js';
 import { historyToJson } from '../../workers/history-json.js';
 import { bearerAuth, requireRole, sendError, type ServerContext } from '../app.js';
 import { visibilityQuery } from '../run-queries.js';
@@ -56,6 +57,10 @@ const HistoryJson = z.object({ events: z.array(z.record(z.string(), z.unknown())
 export const historyRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps) => {
   // The role is checked before the parameters, so a caller without it learns nothing from a 400.
   const onRequest = [bearerAuth(deps.identities), requireRole('operator', 'admin')];
+  // With payload encryption on, histories go out decrypted by the client's codec, so that `cordon
+  // replay` replays them without holding the keys.
+  const fetchDecodedHistory = async (runId: string) =>
+    decodeHistoryPayloads(await deps.temporal.workflow.getHandle(runId).fetchHistory(), deps.temporal.options.loadedDataConverter.payloadCodecs);
 
   app.get(
     '/v1/runs/:runId/history',
@@ -71,7 +76,7 @@ export const historyRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, d
     async (request, reply) => {
       const { runId } = request.params;
       try {
-        const history = await deps.temporal.workflow.getHandle(runId).fetchHistory();
+        const history = await fetchDecodedHistory(runId);
         return historyToJson(history);
       } catch (error) {
         if (isNotFound(error)) return sendError(reply, 'NotFound', `no run ${runId}`);
@@ -108,7 +113,7 @@ export const historyRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, d
       const lines = (async function* () {
         for (const runId of runIds.slice(0, limit)) {
           try {
-            const history = await deps.temporal.workflow.getHandle(runId).fetchHistory();
+            const history = await fetchDecodedHistory(runId);
             yield `${JSON.stringify({ runId, history: historyToJson(history) })}\n`;
           } catch (error) {
             const type = isNotFound(error) ? 'NotFound' : 'Internal';

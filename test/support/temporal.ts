@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { pino } from 'pino';
 import { expect, inject } from 'vitest';
@@ -32,7 +33,7 @@ export interface RunningWorker {
 }
 
 /** Runs a worker in this process with the real activities over the given peers. */
-export async function startWorker(options: RemediationDeps & { taskQueue: string }): Promise<RunningWorker> {
+export async function startWorker(options: RemediationDeps & { taskQueue: string; dataConverter?: DataConverter }): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
   const worker = await Worker.create({
     connection,
@@ -40,6 +41,7 @@ export async function startWorker(options: RemediationDeps & { taskQueue: string
     taskQueue: options.taskQueue,
     workflowBundle: { codePath: inject('workflowBundlePath') },
     activities: createRemediationActivities({ approvalKeys: testVerifyKeys, ...options }),
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
     shutdownGraceTime: '2s',
   });
   const running = worker.run();
