@@ -16,6 +16,13 @@ const Port = z
   .transform(Number)
   .pipe(z.int().min(0).max(65535));
 const NonEmpty = z.string().trim().min(1);
+// The password goes in a file (CORDON_POSTGRES_PASSWORD_FILE): in the URL it would sit in every process's environment.
+const PostgresUrl = z
+  .string()
+  .trim()
+  .regex(/^postgres(ql)?:\/\/\S+$/, 'must be a postgres:// or postgresql:// URL')
+  .refine((url) => URL.canParse(url), 'must be a valid URL')
+  .refine((url) => !URL.canParse(url) || new URL(url).password === '', 'must not carry a password (put it in the file named by CORDON_POSTGRES_PASSWORD_FILE)');
 
 /**
  * Every environment variable Cordon reads, with its default. Unknown `CORDON_*` variables are
@@ -25,15 +32,23 @@ export const EnvSchema = z.object({
   CORDON_DATA_DIR: NonEmpty.default('.data'),
   CORDON_API_HOST: NonEmpty.default('127.0.0.1'),
   CORDON_API_PORT: Port.default(8080),
+  // How long a stopping API or worker lets in-flight requests and activities finish.
+  CORDON_SHUTDOWN_GRACE_MS: z.string().trim().regex(/^\d{1,9}$/, 'must be a number of milliseconds (digits only)').transform(Number).default(10_000),
   CORDON_PUBLIC_URL: z.url().optional(),
   TEMPORAL_ADDRESS: NonEmpty.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: NonEmpty.default('default'),
   CORDON_TASK_QUEUE: NonEmpty.default(DEFAULT_TASK_QUEUE),
   CORDON_LEDGER_PATH: NonEmpty.optional(),
+  // Where the ledger and guardrail state live: the SQLite file above, or PostgreSQL (password by file).
+  CORDON_STORE: z.enum(['sqlite', 'postgres']).default('sqlite'),
+  CORDON_POSTGRES_URL: PostgresUrl.optional(),
+  CORDON_POSTGRES_PASSWORD_FILE: NonEmpty.optional(),
   CORDON_IDENTITIES_FILE: NonEmpty.optional(),
   CORDON_ALERT_HMAC_SECRET_FILE: NonEmpty.optional(),
   CORDON_APPROVAL_SIGNING_KEY_FILE: NonEmpty.optional(),
   CORDON_APPROVAL_VERIFY_KEYS_FILE: NonEmpty.optional(),
+  // Payload encryption (config/payload-codec.ts): off unless set.
+  CORDON_PAYLOAD_KEYS_FILE: NonEmpty.optional(),
   CORDON_POLICY_DIR: NonEmpty.optional(),
   CORDON_GUARDRAILS_FILE: NonEmpty.optional(),
   CORDON_SCIM_SYSTEM: z.string().regex(/^[a-z][a-z0-9-]*$/).default('scim'),
@@ -72,6 +87,12 @@ export const EnvSchema = z.object({
   CORDON_SLACK_USER_MAP_FILE: NonEmpty.optional(),
   CORDON_SLACK_API_URL: z.url().optional(),
   CORDON_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // Metrics and traces: the worker's Prometheus listeners are off unless a port is set.
+  CORDON_WORKER_METRICS_HOST: NonEmpty.default('127.0.0.1'),
+  CORDON_WORKER_METRICS_PORT: Port.optional(),
+  CORDON_TEMPORAL_METRICS_PORT: Port.optional(),
+  CORDON_OTEL_EXPORTER: z.enum(['none', 'otlp', 'console']).default('none'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
   // The embedded default (npm start) only.
   TEMPORAL_CLI_PATH: NonEmpty.optional(),
   CORDON_TEMPORAL_UI_PORT: Port.default(8233),
@@ -99,12 +120,17 @@ export class ConfigError extends Error {
 export interface Config {
   dataDir: string;
   api: { host: string; port: number; publicUrl: string };
+  /** Drain before stopping: in-flight requests and activities get this long. */
+  shutdown: { graceMs: number };
   temporal: { address: string; namespace: string; taskQueue: string };
-  ledger: { path: string };
+  /** The ledger and guardrail state: the SQLite file at `path`, or PostgreSQL at `postgres.url` when `store` is `postgres`. */
+  ledger: { store: Env['CORDON_STORE']; path: string; postgres: { url: string; passwordFile: string | undefined } | undefined };
   identitiesFile: string;
   alertHmacSecretFile: string;
   /** The API signs approvals with this key; workers verify them with the public keys. */
   approvals: { signingKeyFile: string; verifyKeysFile: string };
+  /** The keys Temporal payloads are encrypted with; undefined: payloads are stored in clear. */
+  payloadKeysFile: string | undefined;
   policyDir: string;
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
@@ -128,6 +154,10 @@ export interface Config {
   };
   slack: { botTokenFile: string | undefined; signingSecretFile: string | undefined; channel: string | undefined; userMapFile: string | undefined; apiUrl: string | undefined };
   log: { level: Env['CORDON_LOG_LEVEL'] };
+  /** Prometheus listeners of a worker (Cordon's and the Temporal SDK's); undefined ports are off. */
+  metrics: { workerHost: string; workerPort: number | undefined; temporalPort: number | undefined };
+  /** Where spans go: nowhere, an OTLP/HTTP collector, or the console. */
+  tracing: { exporter: Env['CORDON_OTEL_EXPORTER']; otlpEndpoint: string | undefined };
   dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number; slapdPath: string | undefined };
 }
 
@@ -151,6 +181,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }
+  if (parsed.success && parsed.data.CORDON_STORE === 'postgres' && !parsed.data.CORDON_POSTGRES_URL) problems.push('CORDON_POSTGRES_URL: required when CORDON_STORE is postgres');
+  // A URL the store ignores would leave each machine counting budgets in its own SQLite file.
+  if (parsed.success && parsed.data.CORDON_STORE !== 'postgres' && parsed.data.CORDON_POSTGRES_URL) problems.push('CORDON_POSTGRES_URL: set, but CORDON_STORE is not postgres (set CORDON_STORE=postgres to use it)');
   if (parsed.success && parsed.data.CORDON_LDAP_URL) {
     for (const name of ['CORDON_LDAP_BIND_DN', 'CORDON_LDAP_BASE_DN'] as const) if (!parsed.data[name]) problems.push(`${name}: required when CORDON_LDAP_URL is set`);
   }
@@ -176,14 +209,20 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return deepFreeze({
     dataDir,
     api: { host: e.CORDON_API_HOST, port: e.CORDON_API_PORT, publicUrl: e.CORDON_PUBLIC_URL ?? `http://${e.CORDON_API_HOST}:${e.CORDON_API_PORT}` },
+    shutdown: { graceMs: e.CORDON_SHUTDOWN_GRACE_MS },
     temporal: { address: e.TEMPORAL_ADDRESS, namespace: e.TEMPORAL_NAMESPACE, taskQueue: e.CORDON_TASK_QUEUE },
-    ledger: { path: e.CORDON_LEDGER_PATH ? path(e.CORDON_LEDGER_PATH) : inData('ledger.sqlite') },
+    ledger: {
+      store: e.CORDON_STORE,
+      path: e.CORDON_LEDGER_PATH ? path(e.CORDON_LEDGER_PATH) : inData('ledger.sqlite'),
+      postgres: e.CORDON_POSTGRES_URL ? { url: e.CORDON_POSTGRES_URL, passwordFile: e.CORDON_POSTGRES_PASSWORD_FILE ? path(e.CORDON_POSTGRES_PASSWORD_FILE) : undefined } : undefined,
+    },
     identitiesFile: e.CORDON_IDENTITIES_FILE ? path(e.CORDON_IDENTITIES_FILE) : inData('dev-credentials.json'),
     alertHmacSecretFile: e.CORDON_ALERT_HMAC_SECRET_FILE ? path(e.CORDON_ALERT_HMAC_SECRET_FILE) : inData('alert-hmac.key'),
     approvals: {
       signingKeyFile: e.CORDON_APPROVAL_SIGNING_KEY_FILE ? path(e.CORDON_APPROVAL_SIGNING_KEY_FILE) : inData('approval-signing-key.json'),
       verifyKeysFile: e.CORDON_APPROVAL_VERIFY_KEYS_FILE ? path(e.CORDON_APPROVAL_VERIFY_KEYS_FILE) : inData('approval-verify-keys.json'),
     },
+    payloadKeysFile: e.CORDON_PAYLOAD_KEYS_FILE ? path(e.CORDON_PAYLOAD_KEYS_FILE) : undefined,
     policyDir,
     guardrailsFile: e.CORDON_GUARDRAILS_FILE ? path(e.CORDON_GUARDRAILS_FILE) : resolve(policyDir, 'guardrails.yaml'),
     scim: {
@@ -228,6 +267,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       placeholderMember: e.CORDON_LDAP_PLACEHOLDER_MEMBER,
     },
     log: { level: e.CORDON_LOG_LEVEL },
+    metrics: { workerHost: e.CORDON_WORKER_METRICS_HOST, workerPort: e.CORDON_WORKER_METRICS_PORT, temporalPort: e.CORDON_TEMPORAL_METRICS_PORT },
+    tracing: { exporter: e.CORDON_OTEL_EXPORTER, otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
     dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT, ldapPort: e.CORDON_LDAP_PORT, awsDemoPort: e.CORDON_AWS_DEMO_PORT, slapdPath: e.CORDON_SLAPD_PATH ? path(e.CORDON_SLAPD_PATH) : undefined },
   });
 }

@@ -3,6 +3,7 @@
 import { PROJECT_ROOT } from '../config/config.js';
 import { ensureMotoServer, ensureScimServer } from './python-tools.js';
 import { provisionTemporalCli } from './temporal-cli.js';
+import { provisionTemporalServer } from './temporal-cluster.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -13,6 +14,14 @@ try {
   say(`temporal: ${cli.path} (${cli.version}; ${cli.source})`);
   say(`scim2-server: ${tools.scim2Server}`);
   say(`moto_server: ${moto}`);
+  // The Temporal server on PostgreSQL (for the cluster test) is built from Go; without it that test
+  // runs on the dev server with a persisted database, and says so in its name.
+  try {
+    const server = await provisionTemporalServer(PROJECT_ROOT, say);
+    say(`temporal-server: ${server.server}`);
+  } catch (error) {
+    say(`temporal-server: not available (${(error as Error).message.split('\n')[0]}); the cluster test will use the dev server with a persisted database`);
+  }
 } catch (error) {
   process.stderr.write(`${(error as Error).message}\n`);
   process.exit(1);

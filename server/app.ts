@@ -21,6 +21,7 @@ import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
 import type { UiConfig } from './ui/config.js';
 import { uiRoutes } from './ui/routes.js';
+import { instrumentServer } from './metrics.js';
 import { alertRoutes } from './routes/alerts.js';
 import { auditRoutes } from './routes/audit.js';
 import { healthRoutes } from './routes/health.js';
@@ -53,6 +54,8 @@ export interface ServerDeps {
   nowSeconds?: () => number;
   /** How long a query or an approval may wait for a worker. */
   workerTimeoutMs?: number;
+  /** True once the instance is shutting down: `/readyz` then answers 503. */
+  draining?: () => boolean;
 }
 
 /** What the route plugins get: the dependencies, and the services built from them. */
@@ -184,6 +187,7 @@ export async function buildServer(deps: ServerDeps) {
 
   app.setNotFoundHandler((request, reply) => sendError(reply, 'NotFound', `no route ${request.method} ${request.url.split('?')[0]}`));
 
+  instrumentServer(app, deps);
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const context: ServerContext = {

@@ -10,8 +10,9 @@ import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
 import { loadUiConfig } from './ui/load.js';
 import { createLogger } from '../config/logger.js';
-import { openSqliteGuardrailState } from '../store/guardrail-state.js';
-import { openSqliteLedger } from '../store/ledger.js';
+import { loadDataConverter } from '../config/payload-codec.js';
+import { clientTracingInterceptors, spanProcessorFor, startTracing } from '../config/tracing.js';
+import { openStores } from '../store/open.js';
 import { buildServer } from './app.js';
 import { loadIdentities } from './identities.js';
 
@@ -55,23 +56,50 @@ async function main(): Promise<void> {
   const slack = config.slack.signingSecretFile ? await slackConfig(config, identities) : undefined;
   const ui = await loadUiConfig(config);
   if (ui) log.info({ url: `${config.api.publicUrl}/ui/`, oidc: ui.oidc?.issuer ?? null, devSignIn: ui.devSignIn }, 'web UI on');
-  const ledger = openSqliteLedger({ path: config.ledger.path });
-  const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
+  const { ledger, guardrailState } = await openStores(config);
   // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.temporal.address });
-  const temporal = new Client({ connection, namespace: config.temporal.namespace });
-  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, ui, log });
+  // The same codec as the workers': run views, queries and updates are encrypted in Temporal.
+  // Traced, the workflow a request starts is a child of the request's span (config/tracing.ts).
+  const spanProcessor = spanProcessorFor(config);
+  const tracing = spanProcessor ? startTracing('cordon-api', spanProcessor) : undefined;
+  const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: await loadDataConverter(config), ...(tracing ? { interceptors: clientTracingInterceptors() } : {}) });
+  let draining = false;
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, ui, log, draining: () => draining });
   await app.listen({ host: config.api.host, port: config.api.port });
+  // Drain, then stop: /readyz turns 503, the listener closes, in-flight requests finish within the
+  // grace period (then their connections are cut), and only then Temporal and the stores close.
   const stop = async (signal: string) => {
-    log.info({ signal }, 'closing the API');
-    await app.close();
-    await connection.close();
-    await ledger.close();
-    await guardrailState.close();
-    process.exit(0);
+    draining = true;
+    const { graceMs } = config.shutdown;
+    log.info({ signal, graceMs }, 'draining the API');
+    let cut = false;
+    const grace = setTimeout(() => {
+      cut = true;
+      log.warn({ graceMs }, 'grace period over: closing the connections still open');
+      app.server.closeAllConnections();
+    }, graceMs);
+    try {
+      await app.close();
+      clearTimeout(grace);
+      await connection.close();
+      await ledger.close();
+      await guardrailState.close();
+      await tracing?.shutdown();
+    } catch (error) {
+      log.error({ err: error }, 'stopping the API failed');
+      process.exit(1);
+    }
+    log.info({ cut }, 'API stopped');
+    process.exit(cut ? 1 : 0);
   };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!draining) return void stop(signal);
+    log.warn({ signal }, 'second signal: stopping now');
+    process.exit(1);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 main().catch((error: unknown) => {

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import { createLimiter, rateLimited } from '../activities/connectors/rate-limit.js';
 import { WebClient } from '@slack/web-api';
@@ -19,8 +20,11 @@ import type { ApprovalVerifyKey } from '../domain/index.js';
 import type { Logger } from '../config/logger.js';
 import { loadPolicyEngine, type PolicyEngine } from '../policies/engine.js';
 import { loadGuardrails, noGuardrails, type Guardrails } from '../policies/guardrails.js';
-import { openSqliteGuardrailState, type GuardrailState } from '../store/guardrail-state.js';
-import { openSqliteLedger, type Ledger } from '../store/ledger.js';
+import type { GuardrailState } from '../store/guardrail-state.js';
+import type { Ledger } from '../store/ledger.js';
+import { openStores } from '../store/open.js';
+import { meteredLedger, type WorkerMetrics } from './metrics.js';
+import type { WorkerTracing } from './tracing.js';
 
 /** The workflow code a worker runs. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -91,8 +95,7 @@ export async function buildWorkerResources(config: Config, log: Logger): Promise
     });
     notifiers.push(createSlackNotifier({ client, channel: config.slack.channel, publicUrl: config.api.publicUrl }));
   }
-  const ledger = openSqliteLedger({ path: config.ledger.path });
-  const guardrailState = openSqliteGuardrailState({ path: config.ledger.path });
+  const { ledger, guardrailState } = await openStores(config);
   return {
     ledger,
     approvalKeys,
@@ -116,18 +119,32 @@ export interface CreateWorkerOptions {
   log: Logger;
   /** A prebuilt bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
+  /** How long in-flight activities may run on once the worker is asked to stop (default 10 s). */
+  shutdownGraceMs?: number;
+  /** The payload codec when payloads are encrypted (config/payload-codec.ts `loadDataConverter`). */
+  dataConverter?: DataConverter;
+  /** Run metrics: the ledger's writes update them (workers/metrics.ts). */
+  metrics?: WorkerMetrics;
+  /**
+   * Traces workflows and activities (workers/tracing.ts). A prebuilt `workflowBundle` must then have
+   * been bundled with `WORKFLOW_TRACING_MODULES` as workflow interceptor modules.
+   */
+  tracing?: WorkerTracing;
 }
 
 /** Creates a worker polling Cordon's task queue with the remediation workflow and its activities. */
 export async function createCordonWorker(options: CreateWorkerOptions): Promise<Worker> {
-  const activities = createRemediationActivities(options.resources);
+  const resources = options.metrics ? { ...options.resources, ledger: meteredLedger(options.resources.ledger, options.metrics, options.log) } : options.resources;
+  const activities = createRemediationActivities(resources);
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace,
     taskQueue: options.taskQueue,
     activities,
     ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    // In-flight activities get this long to finish when the worker is asked to stop.
-    shutdownGraceTime: '10s',
+    ...(options.dataConverter ? { dataConverter: options.dataConverter } : {}),
+    ...(options.tracing ? { interceptors: options.tracing.interceptors, sinks: options.tracing.sinks } : {}),
+    // In-flight activities get this long to finish when the worker is asked to stop; then they are cancelled.
+    shutdownGraceTime: options.shutdownGraceMs ?? 10_000,
   });
 }
