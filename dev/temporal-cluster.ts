@@ -39,7 +39,7 @@ export async function provisionTemporalServer(projectRoot: string, log: (line: s
   const tools = temporalServerTools(projectRoot);
   if ((await exists(tools.server)) && (await exists(tools.sqlTool)) && (await exists(join(tools.schemaDir, 'temporal', 'versioned')))) return tools;
   // The go command from PATH, or where Go's own installer puts it.
-  const go = process.env.GO ?? ((await run('go', ['version']).then(() => true, () => false)) ? 'go' : '/usr/local/go/bin/go');
+  const go = (await run('go', ['version']).then(() => true, () => false)) ? 'go' : '/usr/local/go/bin/go';
   const env = { ...process.env, GOTOOLCHAIN: GO_TOOLCHAIN, GOFLAGS: '-mod=mod' };
   const build = join(projectRoot, '.tools', 'temporal-server', 'build');
   await mkdir(build, { recursive: true });
