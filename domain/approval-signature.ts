@@ -20,19 +20,24 @@ export const ApprovalVerifyKey = z.strictObject({
 });
 export type ApprovalVerifyKey = z.infer<typeof ApprovalVerifyKey>;
 
+/** What every message the API signs for a run carries: the run, a short validity, a single-use nonce, the key and the signature. */
+function signedEnvelopeShape() {
+  return {
+    runId: z.string().min(1).max(64),
+    issuedAt: z.iso.datetime(),
+    expiresAt: z.iso.datetime(),
+    nonce: z.string().regex(/^[0-9a-f]{32}$/),
+    kid: ApprovalVerifyKey.shape.kid,
+    signature: z.string().regex(/^[0-9a-f]{128}$/),
+  };
+}
+
 /**
  * An approval as the API forwards it to a run: the approver's decision, bound to the run, the plan
  * digest and a short validity window, signed by the API. The workflow verifies it, so an update sent
  * straight to Temporal, around the API, is refused.
  */
-export const SignedApproval = ApprovalRequest.extend({
-  runId: z.string().min(1).max(64),
-  issuedAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  kid: ApprovalVerifyKey.shape.kid,
-  signature: z.string().regex(/^[0-9a-f]{128}$/),
-});
+export const SignedApproval = ApprovalRequest.extend(signedEnvelopeShape());
 export type SignedApproval = z.infer<typeof SignedApproval>;
 
 /** The exact bytes an approval signature covers. */
@@ -101,14 +106,7 @@ export const RollbackRequest = z.strictObject({
 });
 export type RollbackRequest = z.infer<typeof RollbackRequest>;
 
-export const SignedRollback = RollbackRequest.extend({
-  runId: z.string().min(1).max(64),
-  issuedAt: z.iso.datetime(),
-  expiresAt: z.iso.datetime(),
-  nonce: z.string().regex(/^[0-9a-f]{32}$/),
-  kid: ApprovalVerifyKey.shape.kid,
-  signature: z.string().regex(/^[0-9a-f]{128}$/),
-});
+export const SignedRollback = RollbackRequest.extend(signedEnvelopeShape());
 export type SignedRollback = z.infer<typeof SignedRollback>;
 
 /** The exact bytes a rollback request's signature covers (never valid as an approval's). */

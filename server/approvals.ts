@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ApprovalSigningKeyFile } from '../config/approval-keys.js';
@@ -80,29 +80,44 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
         kid: deps.signer.kid,
       };
       const signed = signApprovalPayload(unsigned, deps.signer.privateKey);
-      try {
-        const result = await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () =>
-          deps.temporal.workflow.getHandle(runId).executeUpdate(decideApprovalUpdate, { args: [signed] }),
-        );
-        deps.log.info({ runId, approver: identity.name, channel: input.channel, decision: input.decision, status: result.status }, 'approval accepted');
-        return { ok: true, result };
-      } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) {
-          const cause = error.cause;
-          const type = cause instanceof ApplicationFailure && cause.type ? cause.type : 'Internal';
-          return refuse(runId, identity, input, type, cause?.message ?? error.message);
-        }
-        if (error instanceof WorkflowNotFoundError) {
-          // Temporal answers "not found" for an update to a run that has ended: tell the two apart.
-          const ended = await deps.temporal.workflow.getHandle(runId).describe().catch(() => undefined);
-          if (ended) return refuse(runId, identity, input, 'RunNotAwaitingApproval', `run ${runId} has ended`);
-          return refuse(runId, identity, input, 'NotFound', `no run ${runId}`);
-        }
-        if (isTimeout(error)) return refuse(runId, identity, input, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
-        throw error;
-      }
+      const answer = await sendRunUpdate(deps.temporal, runId, workerTimeoutMs, (handle) => handle.executeUpdate(decideApprovalUpdate, { args: [signed] }), {
+        type: 'RunNotAwaitingApproval',
+        message: `run ${runId} has ended`,
+      });
+      if (!answer.ok) return refuse(runId, identity, input, answer.type, answer.message);
+      deps.log.info({ runId, approver: identity.name, channel: input.channel, decision: input.decision, status: answer.result.status }, 'approval accepted');
+      return answer;
     },
   };
+}
+
+/**
+ * Sends a signed Update to a run and says, in the error catalogue's terms, why it did not land: the
+ * workflow's validator refused it, the run has ended (`ended`), there is no such run, or no worker
+ * answered within `timeoutMs`. Anything else is thrown.
+ */
+export async function sendRunUpdate<T>(
+  temporal: Client,
+  runId: string,
+  timeoutMs: number,
+  send: (handle: WorkflowHandle) => Promise<T>,
+  ended: { type: string; message: string },
+): Promise<{ ok: true; result: T } | { ok: false; type: string; message: string }> {
+  try {
+    return { ok: true, result: await temporal.withAbortSignal(AbortSignal.timeout(timeoutMs), () => send(temporal.workflow.getHandle(runId))) };
+  } catch (error) {
+    if (error instanceof WorkflowUpdateFailedError) {
+      const cause = error.cause;
+      return { ok: false, type: cause instanceof ApplicationFailure && cause.type ? cause.type : 'Internal', message: cause?.message ?? error.message };
+    }
+    if (error instanceof WorkflowNotFoundError) {
+      // Temporal answers "not found" for an update to a run that has ended: tell the two apart.
+      const description = await temporal.workflow.getHandle(runId).describe().catch(() => undefined);
+      return description ? { ok: false, ...ended } : { ok: false, type: 'NotFound', message: `no run ${runId}` };
+    }
+    if (isTimeout(error)) return { ok: false, type: 'ServiceUnavailable', message: `no worker answered for run ${runId} within ${timeoutMs} ms` };
+    throw error;
+  }
 }
 
 /** Whether an error is a deadline or an abort (no worker answered in time). */

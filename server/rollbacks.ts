@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
 import type { FastifyBaseLogger } from 'fastify';
 import { APPROVAL_SIGNATURE_TTL_MS, httpStatusOf, signRollbackPayload, type Identity, type RollbackAccepted, type SignedRollback } from '../domain/index.js';
 import type { Ledger } from '../store/ledger.js';
 import { requestRollbackUpdate } from '../workflows/messages.js';
-import { isTimeout, type ApprovalSigningKey } from './approvals.js';
+import { sendRunUpdate, type ApprovalSigningKey } from './approvals.js';
 
 /** What an operator asks for: why, and optionally which actions (all that can be, otherwise). */
 export interface RollbackInput {
@@ -66,27 +65,14 @@ export function createRollbackService(deps: RollbackServiceDeps): RollbackServic
         kid: deps.signer.kid,
       };
       const signed = signRollbackPayload(unsigned, deps.signer.privateKey);
-      try {
-        const result = await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () =>
-          deps.temporal.workflow.getHandle(runId).executeUpdate(requestRollbackUpdate, { args: [signed] }),
-        );
-        deps.log.info({ runId, requester: identity.name, rollbackId: result.rollbackId, actions: result.actions }, 'rollback accepted');
-        return { ok: true, result };
-      } catch (error) {
-        if (error instanceof WorkflowUpdateFailedError) {
-          const cause = error.cause;
-          const type = cause instanceof ApplicationFailure && cause.type ? cause.type : 'Internal';
-          return refuse(runId, identity, input, type, cause?.message ?? error.message);
-        }
-        if (error instanceof WorkflowNotFoundError) {
-          // A run that has ended is past its rollback window (or never had one).
-          const ended = await deps.temporal.workflow.getHandle(runId).describe().catch(() => undefined);
-          if (ended) return refuse(runId, identity, input, 'RollbackWindowClosed', `run ${runId} has ended: its rollback window is over, or it changed nothing that can be undone`);
-          return refuse(runId, identity, input, 'NotFound', `no run ${runId}`);
-        }
-        if (isTimeout(error)) return refuse(runId, identity, input, 'ServiceUnavailable', `no worker answered for run ${runId} within ${workerTimeoutMs} ms`);
-        throw error;
-      }
+      // A run that has ended is past its rollback window (or never had one).
+      const answer = await sendRunUpdate(deps.temporal, runId, workerTimeoutMs, (handle) => handle.executeUpdate(requestRollbackUpdate, { args: [signed] }), {
+        type: 'RollbackWindowClosed',
+        message: `run ${runId} has ended: its rollback window is over, or it changed nothing that can be undone`,
+      });
+      if (!answer.ok) return refuse(runId, identity, input, answer.type, answer.message);
+      deps.log.info({ runId, requester: identity.name, rollbackId: answer.result.rollbackId, actions: answer.result.actions }, 'rollback accepted');
+      return answer;
     },
   };
 }

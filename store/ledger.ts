@@ -95,7 +95,8 @@ export function verifyChain(entries: Iterable<LedgerEntry>): LedgerVerification 
   return verifier.result();
 }
 
-interface Row {
+/** A ledger row as both stores keep it (snake_case columns, `data` as the JSON text that was hashed). */
+export interface LedgerRow {
   seq: number;
   at: string;
   kind: string;
@@ -108,7 +109,8 @@ interface Row {
   hash: string;
 }
 
-function fromRow(row: Row): LedgerEntry {
+/** The entry a stored row holds. */
+export function entryFromRow(row: LedgerRow): LedgerEntry {
   return {
     seq: row.seq,
     at: row.at,
@@ -159,7 +161,7 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
   const clock = options.clock ?? (() => new Date());
 
   const last = db.prepare<[], { seq: number; hash: string }>('SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1');
-  const byKey = db.prepare<[string], Row>('SELECT * FROM ledger WHERE idem_key = ?');
+  const byKey = db.prepare<[string], LedgerRow>('SELECT * FROM ledger WHERE idem_key = ?');
   const firstSeq = db.prepare<[], { seq: number }>('SELECT seq FROM ledger ORDER BY seq LIMIT 1');
   const firstSince = db.prepare<[string], { seq: number }>('SELECT seq FROM ledger WHERE at >= ? ORDER BY seq LIMIT 1');
   const lastBefore = db.prepare<[string], { seq: number }>('SELECT seq FROM ledger WHERE at < ? ORDER BY seq DESC LIMIT 1');
@@ -190,7 +192,7 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
   const appendTx = db.transaction((input: LedgerEntryInput) => write(input));
   const appendOnceTx = db.transaction((input: LedgerEntryInput & { idemKey: string }) => {
     const existing = byKey.get(input.idemKey);
-    if (existing) return { entry: fromRow(existing), created: false };
+    if (existing) return { entry: entryFromRow(existing), created: false };
     return { entry: write(input), created: true };
   });
 
@@ -203,7 +205,7 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
     },
     async findByIdemKey(idemKey) {
       const row = byKey.get(idemKey);
-      return row ? fromRow(row) : undefined;
+      return row ? entryFromRow(row) : undefined;
     },
     async entries(filter = {}) {
       const clauses: string[] = [];
@@ -222,7 +224,7 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
       }
       const where = clauses.length > 0 ? `WHERE ${clauses.join(' AND ')}` : '';
       const limit = filter.limit !== undefined ? `LIMIT ${Math.max(0, Math.floor(filter.limit))}` : '';
-      return db.prepare<[Record<string, unknown>], Row>(`SELECT * FROM ledger ${where} ORDER BY seq ${limit}`).all(params).map(fromRow);
+      return db.prepare<[Record<string, unknown>], LedgerRow>(`SELECT * FROM ledger ${where} ORDER BY seq ${limit}`).all(params).map(entryFromRow);
     },
     async head() {
       return last.get();
@@ -235,9 +237,9 @@ export function openSqliteLedger(options: SqliteLedgerOptions): Ledger {
       return { first: first.seq, last: lastOne.seq };
     },
     async verify() {
-      const rows = db.prepare<[], Row>('SELECT * FROM ledger ORDER BY seq').iterate();
+      const rows = db.prepare<[], LedgerRow>('SELECT * FROM ledger ORDER BY seq').iterate();
       return verifyChain((function* () {
-        for (const row of rows) yield fromRow(row);
+        for (const row of rows) yield entryFromRow(row);
       })());
     },
     async ping() {

@@ -1,34 +1,11 @@
 import type { LedgerEntry } from '../domain/index.js';
-import { chainVerifier, entryHash, GENESIS_HASH, type Ledger, type LedgerData, type LedgerEntryInput } from './ledger.js';
+import { chainVerifier, entryFromRow, entryHash, GENESIS_HASH, type Ledger, type LedgerData, type LedgerEntryInput, type LedgerRow } from './ledger.js';
 import { bigintNumber, inTransaction, openPostgresPool, SQL_NOW_ISO, type PostgresConnectionOptions, type PostgresQueryable, type PostgresTransaction } from './postgres.js';
 
-interface Row {
-  seq: string;
-  at: string;
-  kind: string;
-  actor: string;
-  run_id: string | null;
-  plan_digest: string | null;
-  data: string;
-  idem_key: string | null;
-  prev_hash: string;
-  hash: string;
-}
+/** PostgreSQL returns bigint `seq` as text. */
+type Row = Omit<LedgerRow, 'seq'> & { seq: string };
 
-function fromRow(row: Row): LedgerEntry {
-  return {
-    seq: bigintNumber(row.seq),
-    at: row.at,
-    kind: row.kind,
-    actor: row.actor,
-    runId: row.run_id,
-    planDigest: row.plan_digest,
-    data: JSON.parse(row.data) as LedgerData,
-    idemKey: row.idem_key,
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
-}
+const fromRow = (row: Row): LedgerEntry => entryFromRow({ ...row, seq: bigintNumber(row.seq) });
 
 // `data` is the JSON text that was hashed (jsonb would reorder keys and refuse some strings); `at`
 // compares in byte order, so that text order is time order whatever the database's collation.
