@@ -40,6 +40,8 @@ export interface RemediationDeps {
   approvalKeys?: readonly ApprovalVerifyKey[];
   /** Channels that tell approvers (Slack); the ledger records every stage whatever they do. */
   notifiers?: readonly ApprovalNotifier[];
+  /** Blinds the identities runs are found by (with payload encryption); in clear when absent. */
+  searchIndex?: (value: string) => string;
 }
 
 /** Why a mutation may not start now, as GuardrailBlocked failures carry it. */
@@ -253,7 +255,9 @@ export function createRemediationActivities(deps: RemediationDeps) {
         runId,
         data: { alert, requestedBy: requestedBy.name },
       });
-      const snapshot = await observe(alert, input.account);
+      const observed = await observe(alert, input.account);
+      const searchTargets = [observed.account.id, observed.account.userName].map((value) => deps.searchIndex?.(value) ?? value);
+      const snapshot: AccountSnapshot = { ...observed, searchTargets };
       await ledger.appendOnce({
         idemKey: attempt === 1 ? `${runId}:observed` : `${runId}:observed:${attempt}`,
         kind: 'run.observed',

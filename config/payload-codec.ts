@@ -2,7 +2,7 @@
 // queries, updates, signals), so that identities and evidence are not stored in clear in Temporal's
 // database. The worker, the API's client and the history route share it; workflow code never sees it
 // (the worker decodes before the sandbox and encodes after it).
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
@@ -32,11 +32,13 @@ const AesKey = z.base64('must be base64').transform((text, ctx) => {
 });
 
 /**
- * The payload keys file (`CORDON_PAYLOAD_KEYS_FILE`): `{ "active": "<kid>", "keys": { "<kid>": "<base64 of 32 bytes>" } }`.
- * New payloads are encrypted with the active key; every key listed can still decrypt.
+ * The payload keys file (`CORDON_PAYLOAD_KEYS_FILE`): `{ "active": "<kid>", "keys": { "<kid>": "<base64 of 32 bytes>" },
+ * "searchKey": "<base64 of 32 bytes>" }`. New payloads are encrypted with the active key; every key listed
+ * can still decrypt. `searchKey` blinds the identities runs are found by (search attributes, which
+ * Temporal indexes in clear): it does not rotate, since runs are found by it for as long as they are kept.
  */
 export const PayloadKeysFile = z
-  .strictObject({ active: KeyId, keys: z.record(KeyId, AesKey) })
+  .strictObject({ active: KeyId, keys: z.record(KeyId, AesKey), searchKey: AesKey.optional() })
   .superRefine((file, ctx) => {
     if (!Object.hasOwn(file.keys, file.active)) {
       ctx.addIssue({ code: 'custom', path: ['active'], message: `"${file.active}" is not one of the keys (${Object.keys(file.keys).join(', ') || 'none'})` });
@@ -156,6 +158,24 @@ export async function readPayloadKeys(path: string): Promise<PayloadKeysFile> {
 export async function loadPayloadCodec(config: Pick<Config, 'payloadKeysFile'>): Promise<AesGcmPayloadCodec | undefined> {
   if (!config.payloadKeysFile) return undefined;
   return new AesGcmPayloadCodec(await readPayloadKeys(config.payloadKeysFile), `CORDON_PAYLOAD_KEYS_FILE (${config.payloadKeysFile})`);
+}
+
+/** Turns an identity (an account id or userName) into what Temporal's search attributes hold. */
+export type SearchIndex = (value: string) => string;
+
+/**
+ * The blind index of `keys.searchKey`: an HMAC-SHA-256 of the identity, so a run is still found by its
+ * target while Temporal's visibility store holds no identity in clear. Undefined without a search key.
+ */
+export function searchIndexFor(keys: PayloadKeysFile | undefined): SearchIndex | undefined {
+  const key = keys?.searchKey;
+  if (!key) return undefined;
+  return (value) => `h${createHmac('sha256', key).update(value, 'utf8').digest('hex').slice(0, 40)}`;
+}
+
+/** The search index from `CORDON_PAYLOAD_KEYS_FILE`, when it sets a `searchKey`. */
+export async function loadSearchIndex(config: Pick<Config, 'payloadKeysFile'>): Promise<SearchIndex | undefined> {
+  return config.payloadKeysFile ? searchIndexFor(await readPayloadKeys(config.payloadKeysFile)) : undefined;
 }
 
 /** The data converter for every Temporal client and worker Cordon builds: the SDK's, plus the codec when configured. */

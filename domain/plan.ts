@@ -72,6 +72,8 @@ export const AccountSnapshot = z.strictObject({
   quarantinePolicy: PolicyRef.optional(),
   /** How many accounts the system holds; read only when a percentage cap needs it. */
   population: z.int().min(0).optional(),
+  /** What the run is found by in Temporal's search attributes: the account's id and name, blinded when identities must not be stored in clear. */
+  searchTargets: z.array(z.string().max(256)).max(4).optional(),
 });
 export type AccountSnapshot = z.infer<typeof AccountSnapshot>;
 

@@ -54,6 +54,8 @@ export interface ServerDeps {
   nowSeconds?: () => number;
   /** How long a query or an approval may wait for a worker. */
   workerTimeoutMs?: number;
+  /** Blinds the identities runs are found by, as the workers do (payload encryption with a search key). */
+  searchIndex?: ((value: string) => string) | undefined;
   /** True once the instance is shutting down: `/readyz` then answers 503. */
   draining?: () => boolean;
 }

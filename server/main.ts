@@ -10,7 +10,7 @@ import type { SlackConfig } from './chat/slack-config.js';
 import type { IdentityStore } from './identities.js';
 import { loadUiConfig } from './ui/load.js';
 import { createLogger } from '../config/logger.js';
-import { loadDataConverter } from '../config/payload-codec.js';
+import { loadDataConverter, loadSearchIndex } from '../config/payload-codec.js';
 import { clientTracingInterceptors, spanProcessorFor, startTracing } from '../config/tracing.js';
 import { openStores } from '../store/open.js';
 import { buildServer } from './app.js';
@@ -65,7 +65,8 @@ async function main(): Promise<void> {
   const tracing = spanProcessor ? startTracing('cordon-api', spanProcessor) : undefined;
   const temporal = new Client({ connection, namespace: config.temporal.namespace, dataConverter: await loadDataConverter(config), ...(tracing ? { interceptors: clientTracingInterceptors() } : {}) });
   let draining = false;
-  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, ui, log, draining: () => draining });
+  const searchIndex = await loadSearchIndex(config);
+  const app = await buildServer({ temporal, taskQueue: config.temporal.taskQueue, ledger, guardrailState, identities, alertHmacSecret, approvalSigner, slack, ui, log, draining: () => draining, ...(searchIndex ? { searchIndex } : {}) });
   await app.listen({ host: config.api.host, port: config.api.port });
   // Drain, then stop: /readyz turns 503, the listener closes, in-flight requests finish within the
   // grace period (then their connections are cut), and only then Temporal and the stores close.

@@ -166,11 +166,13 @@ function summaryOf(execution: RawExecution): RunSummary {
  * was not given for these filters or Temporal refuses it.
  */
 export async function listRunsPage(
-  deps: Pick<ServerContext, 'temporal' | 'taskQueue'>,
+  deps: Pick<ServerContext, 'temporal' | 'taskQueue' | 'searchIndex'>,
   filters: RunFilters,
   page: { pageSize: number; pageToken?: string | undefined },
 ): Promise<RunPage> {
-  const query = visibilityQuery(deps.taskQueue, filters);
+  // Targets are looked up as the runs hold them: blinded when identities are not kept in clear.
+  const target = filters.target !== undefined && deps.searchIndex ? deps.searchIndex(filters.target) : filters.target;
+  const query = visibilityQuery(deps.taskQueue, { ...filters, ...(target !== undefined ? { target } : {}) });
   const nextPageToken = page.pageToken === undefined ? undefined : openPageToken(page.pageToken, query);
   let response;
   try {

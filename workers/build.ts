@@ -13,6 +13,7 @@ import { createSlackNotifier, slackLogger } from '../activities/notify/slack.js'
 import type { ApprovalNotifier } from '../activities/notify/types.js';
 import type { DirectoryConnector } from '../activities/connectors/types.js';
 import { createRemediationActivities, type RemediationDeps } from '../activities/remediation.js';
+import { loadSearchIndex, type SearchIndex } from '../config/payload-codec.js';
 import { readApprovalVerifyKeys } from '../config/approval-keys.js';
 import type { Config } from '../config/config.js';
 import { readSecretFile } from '../config/secrets.js';
@@ -41,6 +42,8 @@ export interface WorkerResources {
   approvalKeys: ApprovalVerifyKey[];
   notifiers: ApprovalNotifier[];
   connectors: Record<string, DirectoryConnector>;
+  /** Blinds the identities in search attributes (payload encryption with a search key). */
+  searchIndex?: SearchIndex;
   close(): Promise<void>;
 }
 
@@ -96,8 +99,11 @@ export async function buildWorkerResources(config: Config, log: Logger): Promise
     notifiers.push(createSlackNotifier({ client, channel: config.slack.channel, publicUrl: config.api.publicUrl }));
   }
   const { ledger, guardrailState } = await openStores(config);
+  const searchIndex = await loadSearchIndex(config);
+  if (config.payloadKeysFile && !searchIndex) log.warn({ file: config.payloadKeysFile }, 'payload encryption without a searchKey: runs are found by account ids and names kept in clear in search attributes');
   return {
     ledger,
+    ...(searchIndex ? { searchIndex } : {}),
     approvalKeys,
     notifiers,
     policy,

@@ -715,7 +715,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   const remediate = async (): Promise<void> => {
     // observeTarget writes `run.received` (the entry into `observing`) itself.
     let snapshot: AccountSnapshot = await reads.observeTarget({ runId, alert, requestedBy });
-    upsertSearchAttributes([{ key: CordonTargets, value: [snapshot.account.id, snapshot.account.userName] }]);
+    upsertSearchAttributes([{ key: CordonTargets, value: snapshot.searchTargets ?? [snapshot.account.id, snapshot.account.userName] }]);
 
     await setStatus('planning');
     plan = await local.planRemediation({ runId, alert, snapshot });

@@ -19,7 +19,7 @@ export const WEBHOOK_IDENTITY: Identity = Object.freeze({ name: 'webhook', roles
  * Starts a remediation run with the search attributes runs are found by. Its id is never reused
  * (within the namespace's retention): a repeated alert attaches to the run it started.
  */
-export async function startRemediationRun(deps: Pick<ServerDeps, 'temporal' | 'taskQueue'>, input: RemediationInput): Promise<void> {
+export async function startRemediationRun(deps: Pick<ServerDeps, 'temporal' | 'taskQueue' | 'searchIndex'>, input: RemediationInput): Promise<void> {
   const { alert } = input;
   const subject = alert.subject.userName ?? alert.subject.id ?? alert.credential?.id ?? '';
   await deps.temporal.workflow.start('remediationWorkflow', {
@@ -34,7 +34,7 @@ export async function startRemediationRun(deps: Pick<ServerDeps, 'temporal' | 't
       { key: CordonPlaybook, value: input.playbook },
       { key: CordonAlertSource, value: alert.source },
       { key: CordonSeverity, value: alert.severity },
-      { key: CordonTargets, value: [alert.subject.id, alert.subject.userName, alert.credential?.id].filter((v): v is string => v !== undefined) },
+      { key: CordonTargets, value: [alert.subject.id, alert.subject.userName, alert.credential?.id].filter((v): v is string => v !== undefined).map((v) => deps.searchIndex?.(v) ?? v) },
       ...(input.rerunOf ? [{ key: CordonRerunOf, value: input.rerunOf }] : []),
     ],
   });

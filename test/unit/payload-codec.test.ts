@@ -15,8 +15,10 @@ import {
   loadDataConverter,
   PayloadCodecError,
   readPayloadKeys,
+  searchIndexFor,
   type PayloadKeysFile,
 } from '../../config/payload-codec.js';
+import { TargetFilter } from '../../server/run-queries.js';
 
 const keyA = randomBytes(32);
 const keyB = randomBytes(32);
@@ -111,6 +113,22 @@ describe('AesGcmPayloadCodec', () => {
     expect((await rotated.decode([underA!, underB!])).map(valueOf)).toEqual([evidence, 'after the rotation']);
     // Dropping the old key makes its payloads unreadable, by name.
     expect((await codecError(new AesGcmPayloadCodec(onlyB).decode([underA!]))).keyId).toBe('k-a');
+  });
+});
+
+describe('searchIndexFor', () => {
+  it('blinds an identity the same way every time, differently under another key, and only with a search key', () => {
+    const keys = { active: 'a', keys: { a: randomBytes(32) } };
+    expect(searchIndexFor(keys)).toBeUndefined();
+    expect(searchIndexFor(undefined)).toBeUndefined();
+    const index = searchIndexFor({ ...keys, searchKey: randomBytes(32) })!;
+    const other = searchIndexFor({ ...keys, searchKey: randomBytes(32) })!;
+    expect(index('jo.smith@example.com')).toBe(index('jo.smith@example.com'));
+    expect(index('jo.smith@example.com')).toMatch(/^h[0-9a-f]{40}$/);
+    expect(index('jo.smith@example.com')).not.toBe(index('jo.smith@example.co'));
+    expect(index('jo.smith@example.com')).not.toBe(other('jo.smith@example.com'));
+    // What search attributes hold still passes the target filter's own check.
+    expect(TargetFilter.safeParse(index('jo.smith@example.com')).success).toBe(true);
   });
 });
 
