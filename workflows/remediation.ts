@@ -681,14 +681,23 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
   };
 
   /**
+   * Opens the rollback window of a run about to complete, when it changed something and its playbook
+   * allows rollbacks: done before the status says `completed`, so a rollback asked for at that very
+   * moment finds the window open and the keys that verify it.
+   */
+  const openRollbackWindow = async (): Promise<void> => {
+    const windowMs = decision?.guardrails.rollbackWindowMs ?? 0;
+    if (windowMs <= 0 || rollbackable().length === 0) return;
+    approvalKeys = await local.approvalVerifyKeys();
+    rollbackUntil = Date.now() + windowMs;
+  };
+
+  /**
    * After a run completed having changed something, it stays open for its playbook's rollback window
    * (default 30 days), waiting for operators' rollback requests. Cancelling the run closes the window.
    */
   const offerRollback = async (): Promise<void> => {
-    const windowMs = decision?.guardrails.rollbackWindowMs ?? 0;
-    if (windowMs <= 0 || rollbackable().length === 0) return;
-    rollbackUntil = Date.now() + windowMs;
-    approvalKeys = await local.approvalVerifyKeys();
+    if (rollbackUntil === null) return;
     await record('rollback.window_opened', 'rollback-window:opened', { until: new Date(rollbackUntil).toISOString() });
     try {
       for (;;) {
@@ -809,6 +818,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       return;
     }
 
+    await openRollbackWindow();
     await finish('completed');
   };
 
