@@ -219,8 +219,7 @@ export function runStatusFromVisibility(description: Pick<WorkflowExecutionDescr
 export async function getRun(deps: Pick<ServerContext, 'temporal' | 'workerTimeoutMs'>, runId: string): Promise<RunView | undefined> {
   const timeoutMs = deps.workerTimeoutMs ?? 10_000;
   try {
-    const view = await deps.temporal.withAbortSignal(AbortSignal.timeout(timeoutMs), () => deps.temporal.workflow.getHandle(runId).query(getRunQuery));
-    return { ...view, reruns: await rerunsOf(deps, view.runId) };
+    return await deps.temporal.withAbortSignal(AbortSignal.timeout(timeoutMs), () => deps.temporal.workflow.getHandle(runId).query(getRunQuery));
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return undefined;
     if (isTimeout(error)) throw new CordonError('ServiceUnavailable', `no worker answered for run ${runId} within ${timeoutMs} ms`);
@@ -232,7 +231,7 @@ export async function getRun(deps: Pick<ServerContext, 'temporal' | 'workerTimeo
 const MAX_RERUNS = 100;
 
 /** The runs started as reruns of `runId`, newest first, from visibility (the run itself cannot know them). */
-async function rerunsOf(deps: Pick<ServerContext, 'temporal'>, runId: string): Promise<string[]> {
+export async function rerunsOf(deps: Pick<ServerContext, 'temporal'>, runId: string): Promise<string[]> {
   const reruns: string[] = [];
   const query = `WorkflowType = 'remediationWorkflow' AND ${CordonRerunOf.name} = '${RunId.parse(runId)}'`;
   for await (const execution of deps.temporal.workflow.list({ query, pageSize: MAX_RERUNS })) {

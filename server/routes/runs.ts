@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunSummary, RunView, type Identity } from '../../domain/index.js';
 import { bearerAuth, rejectUnparsedBody, sendError, sendFailure, type ServerContext } from '../app.js';
-import { getRun, listRunsPage, MAX_PAGE_SIZE, PageToken, RunFilters, runsAwaitingApproval, timeRangeInOrder } from '../run-queries.js';
+import { getRun, rerunsOf, listRunsPage, MAX_PAGE_SIZE, PageToken, RunFilters, runsAwaitingApproval, timeRangeInOrder } from '../run-queries.js';
 
 const RunParams = z.object({ runId: RunId });
 
@@ -71,7 +71,9 @@ export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps)
     async (request, reply) => {
       const { runId } = request.params;
       try {
-        return (await getRun(deps, runId)) ?? sendError(reply, 'NotFound', `no run ${runId}`);
+        // The reruns come from visibility, asked here only: the inbox and the UI's pages do not show them.
+        const view = await getRun(deps, runId);
+        return view ? { ...view, reruns: await rerunsOf(deps, view.runId) } : sendError(reply, 'NotFound', `no run ${runId}`);
       } catch (error) {
         if (error instanceof CordonError) return sendFailure(reply, error.type, error.message);
         throw error;
