@@ -108,7 +108,7 @@ export function bearerAuth(identities: IdentityStore) {
 
 /** Answers 400 for a body that failed to parse; call after authentication. */
 export async function rejectUnparsedBody(request: FastifyRequest, reply: FastifyReply) {
-  if (request.bodyError !== undefined) return sendError(reply, 'InvalidRequest', request.bodyError);
+  if (request.bodyError !== undefined) return sendError(reply, 'InvalidRequest', request.bodyError, [{ path: 'body', message: request.bodyError }]);
   return undefined;
 }
 

@@ -85,6 +85,20 @@ async function waitForRun(runId: string, statuses: string[]): Promise<RunView> {
   }
 }
 
+function postOcsf(event: unknown, headers: Record<string, string> = bearer('soc')) {
+  return app.inject({ method: 'POST', url: '/v1/alerts/ocsf', headers: { 'content-type': 'application/json', ...headers }, payload: JSON.stringify(event) });
+}
+
+/** An OCSF 1.x Detection Finding about a directory account; `patch` replaces top-level fields. */
+const ocsfFinding = (patch: Record<string, unknown> = {}) => ({
+  class_uid: 2004,
+  severity_id: 4,
+  metadata: { product: { name: 'itdr' } },
+  finding_info: { uid: 'f-http', types: ['account.orphaned'] },
+  evidences: [{ user: { name: 'nobody.refused', domain: 'scim' } }],
+  ...patch,
+});
+
 /** How many runs exist on this test's task queue (Temporal visibility). */
 async function runCount(): Promise<number> {
   return (await env.client.workflow.count(`TaskQueue = '${env.taskQueue}'`)).count;
@@ -97,18 +111,30 @@ describe('GET /healthz', () => {
     expect(response.json()).toEqual({ status: 'ok' });
   });
 
-  it('answers 503 naming Temporal when it is down, and the ledger when it is closed', async () => {
+  it.each([
+    { down: ['temporal'], temporalUp: false, ledgerUp: true },
+    { down: ['ledger'], temporalUp: true, ledgerUp: false },
+    { down: ['ledger', 'temporal'], temporalUp: false, ledgerUp: false },
+  ])('answers 503 naming only what is down: $down', async ({ down: expected, temporalUp, ledgerUp }) => {
     const deadLedger = openSqliteLedger({ path: join(await mkdtemp(join(tmpdir(), 'cordon-ledger-')), 'dead.sqlite') });
     await deadLedger.close();
     // No retry interceptor: its timers would outlive the connection closed below.
     const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
-    const down = await buildServer({ temporal: new Client({ connection }), taskQueue: 'none', ledger: deadLedger, guardrailState: env.guardrailState, identities, log: pino({ level: 'silent' }) });
+    const down = await buildServer({
+      temporal: temporalUp ? env.client : new Client({ connection }),
+      taskQueue: 'none',
+      ledger: ledgerUp ? env.ledger : deadLedger,
+      guardrailState: env.guardrailState,
+      identities,
+      log: pino({ level: 'silent' }),
+    });
     try {
       const response = await down.inject({ method: 'GET', url: '/healthz' });
       expect(response.statusCode).toBe(503);
       const body = response.json<{ status: string; down: Record<string, string> }>();
       expect(body.status).toBe('unavailable');
-      expect(Object.keys(body.down).sort()).toEqual(['ledger', 'temporal']);
+      expect(Object.keys(body.down).sort()).toEqual(expected);
+      for (const part of expected) expect(body.down[part]).toBeTruthy();
     } finally {
       await down.close();
       await connection.close();
@@ -195,6 +221,8 @@ describe('POST /v1/alerts', () => {
       ['a missing severity', () => { const { severity: _s, ...rest } = alertFor(user); return postAlert(rest); }, 400, 'InvalidRequest'],
       ['a subject with neither id nor userName', () => postAlert({ ...alertFor(user), subject: { system: 'scim' } }), 400, 'InvalidRequest'],
       ['a kind no playbook handles', () => postAlert({ ...alertFor(user), kind: 'printer.jammed' }), 422, 'UnknownAlertKind'],
+      ['an OCSF finding that names no user', () => postOcsf(ocsfFinding({ evidences: [] })), 422, 'AlertIncomplete'],
+      ['an OCSF event of another class', () => postOcsf({ ...ocsfFinding(), class_uid: 1001 }), 422, 'AlertIncomplete'],
       ['a non-JSON content type', () => app.inject({ method: 'POST', url: '/v1/alerts', headers: { 'content-type': 'text/plain', ...bearer('soc') }, payload: 'hello' }) as never, 415, 'UnsupportedMediaType'],
     ];
     for (const [what, send, status, type] of cases) {
@@ -203,8 +231,19 @@ describe('POST /v1/alerts', () => {
         expect(response.statusCode).toBe(status);
         expect(response.json().error.type).toBe(type);
         expect(response.json().error.message).toBeTruthy();
+        // Every 400 says which part of the request was wrong, not only that something was.
+        if (status === 400) expect(response.json().error.issues?.map((i) => i.path).length).toBeGreaterThan(0);
       });
     }
+
+    it('names every OCSF field it could not map', async () => {
+      const response = await postOcsf(ocsfFinding({ severity_id: 0, evidences: [], finding_info: { uid: 'f-422', types: ['Recon'] } }));
+      expect(response.statusCode).toBe(422);
+      const body = response.json<{ error: { type: string; message: string; issues: { path: string }[] } }>();
+      expect(body.error.type).toBe('AlertIncomplete');
+      expect(body.error.issues.map((i) => i.path)).toEqual(expect.arrayContaining(['severity_id', 'finding_info.types', 'evidences[].user']));
+      for (const field of ['severity_id', 'finding_info.types', 'evidences[].user']) expect(body.error.message).toContain(field);
+    });
 
     it('names the offending field in the issues of a schema error', async () => {
       const response = await postAlert({ ...alertFor(user), severity: 'urgent' });

@@ -33,6 +33,7 @@ describe('loadConfig', () => {
     expect(config.policyDir.endsWith('/policies')).toBe(true);
     expect(config.policyDir).toBe(join(PROJECT_ROOT, 'policies'));
     expect(config.log.level).toBe('info');
+    expect(config.dev.temporalUiPort).toBe(8233);
   });
 
   it('resolves a relative CORDON_DATA_DIR against the working directory, and files inside it', () => {
