@@ -86,8 +86,12 @@ export interface RollbackCheck {
   evidence: Evidence;
 }
 
-/** Why an undo is made: a failed run compensating, or an operator rolling back a completed run. */
-export type UndoPurpose = { kind: 'compensation' } | { kind: 'rollback'; rollbackId: string; requestedBy: string };
+/**
+ * Why an undo is made: a failed run compensating, or an operator rolling back a completed run. A
+ * rollback names the run's playbook, whose kill switch stops it (absent in requests of runs started
+ * before it was sent: every playbook's switch then stops it).
+ */
+export type UndoPurpose = { kind: 'compensation' } | { kind: 'rollback'; rollbackId: string; requestedBy: string; playbook?: string };
 
 /** Policies whose re-attachment restores administrator-level access. */
 const isPrivilegedPolicy = (name: string): boolean => name === 'AdministratorAccess' || name.endsWith('FullAccess');
@@ -149,21 +153,32 @@ export function createRemediationActivities(deps: RemediationDeps) {
   const killSwitchesFor = async (playbook: string, connectors: readonly string[]): Promise<KillSwitchState[]> =>
     state ? (await state.killSwitches()).filter((k) => k.engaged && scopeAffects(k.scope, { playbook, connectors })) : [];
 
-  /** Checks, and with `reserveKey` reserves, what one mutation needs: no engaged kill switch, budget left. */
-  const checkMutation = async (playbook: string, action: Action, reserveKey?: string): Promise<GuardrailCheck> => {
-    const engaged = await killSwitchesFor(playbook, [action.target.system]);
-    if (engaged.length > 0) {
-      const first = engaged[0]!;
-      return { clear: false, reason: 'kill-switch', detail: `kill switch ${first.scope.kind}${first.scope.kind === 'global' ? '' : ` ${first.scope.name}`} engaged by ${first.actor}: ${first.reason}`, retryAfterMs: 3000 };
-    }
+  /** Why an engaged kill switch stops a mutation of this playbook on this connector, if one does. */
+  const killSwitchBlock = async (playbook: string | undefined, connector: string): Promise<GuardrailBlock | undefined> => {
+    if (!state) return undefined;
+    // A request that does not name its playbook is stopped by every playbook's switch: fail closed.
+    const affects = (k: KillSwitchState) => (playbook === undefined && k.scope.kind === 'playbook') || scopeAffects(k.scope, { playbook: playbook ?? '', connectors: [connector] });
+    const first = (await state.killSwitches()).find((k) => k.engaged && affects(k));
+    if (!first) return undefined;
+    return { reason: 'kill-switch', detail: `kill switch ${first.scope.kind}${first.scope.kind === 'global' ? '' : ` ${first.scope.name}`} engaged by ${first.actor}: ${first.reason}`, retryAfterMs: 3000 };
+  };
+
+  /**
+   * Checks, and with `reserveKey` reserves, what one mutation needs: no engaged kill switch, budget
+   * left. A reservation answers with the budgets' usage including it, for the decision record.
+   */
+  const checkMutation = async (playbook: string, action: Action, reserveKey?: string): Promise<{ clear: true; budgets: BudgetUsage[] } | ({ clear: false } & GuardrailBlock)> => {
+    const stopped = await killSwitchBlock(playbook, action.target.system);
+    if (stopped) return { clear: false, ...stopped };
     const budgets = guardrails.budgetsFor(action.type, playbook, action.target.system);
-    if (budgets.length === 0 || !state) return { clear: true };
+    if (budgets.length === 0 || !state) return { clear: true, budgets: [] };
     if (reserveKey === undefined) {
-      const full = (await state.usage(budgets)).find((u) => u.used >= u.limit);
-      return full ? { clear: false, reason: 'budget', detail: `budget ${full.name} is spent (${full.used} of ${full.limit})`, retryAfterMs: 5000 } : { clear: true };
+      const usage = await state.usage(budgets);
+      const full = usage.find((u) => u.used >= u.limit);
+      return full ? { clear: false, reason: 'budget', detail: `budget ${full.name} is spent (${full.used} of ${full.limit})`, retryAfterMs: 5000 } : { clear: true, budgets: usage };
     }
     const reservation = await state.reserve(budgets, reserveKey);
-    if (reservation.ok) return { clear: true };
+    if (reservation.ok) return { clear: true, budgets: reservation.budgets };
     return { clear: false, reason: 'budget', detail: `budget ${reservation.budget} is spent (${reservation.used} of ${reservation.limit})`, retryAfterMs: reservation.retryAfterMs };
   };
 
@@ -182,7 +197,8 @@ export function createRemediationActivities(deps: RemediationDeps) {
 
   /**
    * Reads what the playbook needs: the subject (or, first, the owner of a leaked credential, found by
-   * the credential itself), plus the quarantine policy and the population when they are needed.
+   * the credential itself), plus the quarantine policy, stale entitlements and the population when
+   * they are needed. Only reads: a dry run, or a plan that is never approved, changes nothing.
    * `subject` overrides the alert's (re-observation by immutable id).
    */
   const observe = async (alert: Alert, subject?: AccountRef): Promise<AccountSnapshot> => {
@@ -194,9 +210,22 @@ export function createRemediationActivities(deps: RemediationDeps) {
       ref = (await operation(connector, 'findCredential')(request.credentialId)).owner;
     }
     let snapshot = await connector.readAccount(ref);
-    if (playbook.needsQuarantinePolicy) {
-      const policy = await operation(connector, 'quarantinePolicy')();
+    const account = handleOf(snapshot.account);
+    // A directory (LDAP, SCIM) has no permission policies: its playbooks quarantine by other means.
+    if (playbook.needsQuarantinePolicy && connector.quarantinePolicy) {
+      const policy = await connector.quarantinePolicy(account);
       snapshot = { ...snapshot, quarantinePolicy: { id: policy.id, displayName: policy.displayName } };
+    }
+    const unusedForDays = playbook.staleAfterDays?.(alert);
+    if (unusedForDays !== undefined) {
+      if (typeof connector.staleEntitlements !== 'function') {
+        throw new CordonError(
+          'AlertIncomplete',
+          `the ${connector.system} connector records no use of entitlements, so an ${alert.kind} alert for it needs entitlements: [{ kind: "group" | "policy", name }]`,
+          { field: 'entitlements' },
+        );
+      }
+      snapshot = { ...snapshot, stale: { unusedForDays, entitlements: await connector.staleEntitlements(account, unusedForDays) } };
     }
     if (guardrails.forPlaybook(playbook.name).maxTargetsPerRun?.percentOfPopulation !== undefined) {
       snapshot = { ...snapshot, population: await operation(connector, 'countAccounts')() };
@@ -337,9 +366,17 @@ export function createRemediationActivities(deps: RemediationDeps) {
       return { refs, failed };
     },
 
-    /** Whether the next mutation of a paused run may start: kill switches released, budget left. */
-    async checkGuardrails(input: { playbook: string; action: Action }): Promise<GuardrailCheck> {
-      return checkMutation(input.playbook, input.action);
+    /**
+     * Whether the next mutation of a paused run may start: kill switches released and budget left; for
+     * an undo of a rollback (`undo`), kill switches only (undoing spends no budget).
+     */
+    async checkGuardrails(input: { playbook: string; action: Action; undo?: boolean }): Promise<GuardrailCheck> {
+      if (input.undo === true) {
+        const stopped = await killSwitchBlock(input.playbook, input.action.target.system);
+        return stopped ? { clear: false, ...stopped } : { clear: true };
+      }
+      const check = await checkMutation(input.playbook, input.action);
+      return check.clear ? { clear: true } : check;
     },
 
     /**
@@ -357,13 +394,15 @@ export function createRemediationActivities(deps: RemediationDeps) {
         const block: GuardrailBlock = { reason: check.reason, detail: check.detail, retryAfterMs: check.retryAfterMs };
         throw ApplicationFailure.create({ type: 'GuardrailBlocked', message: check.detail, nonRetryable: true, details: [block] });
       }
+      // The budgets' usage once this mutation's reservation is made: what the run acted within.
+      const budgets = check.budgets;
       const started = await ledger.appendOnce({
         idemKey: `${key}:started`,
         kind: 'action.started',
         actor: SYSTEM_ACTOR,
         runId,
         planDigest: digest,
-        data: { actionId: action.id, type: action.type, target: action.target.id },
+        data: { actionId: action.id, type: action.type, target: action.target.id, budgets },
       });
       heartbeatIfActivity();
       const at = new Date().toISOString();
@@ -378,7 +417,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
         actor: SYSTEM_ACTOR,
         runId,
         planDigest: digest,
-        data: { actionId: action.id, type: action.type, target: action.target.id, changed, before: evidence[0]!.observed },
+        data: { actionId: action.id, type: action.type, target: action.target.id, changed, before: evidence[0]!.observed, budgets },
       });
       return { actionId: action.id, changed, evidence };
     },
@@ -480,6 +519,7 @@ export function createRemediationActivities(deps: RemediationDeps) {
           reasons: decision.reasons,
           privileged,
           perAction: decision.perAction.map((d) => ({ actionId: d.actionId, outcome: d.outcome, policies: d.policies })),
+          guardrails: decision.guardrails,
         },
       });
       return decision;
@@ -488,7 +528,9 @@ export function createRemediationActivities(deps: RemediationDeps) {
     /**
      * Undoes one action, if this run changed the target: an action never started, or one that found
      * its change already in effect, is left alone. A rollback's undo is recorded as such, with the
-     * operator who asked for it.
+     * operator who asked for it, and is a mutation like any other: an engaged kill switch stops it
+     * right before the call (GuardrailBlocked). Compensation is not stopped: it restores the state a
+     * failed run found, and leaving a run half done is the greater harm.
      */
     async undoAction(input: { runId: string; action: Action; planDigest: string; reason: string; purpose?: UndoPurpose }): Promise<UndoResult> {
       const { runId, action, planDigest: digest, reason } = input;
@@ -509,6 +551,10 @@ export function createRemediationActivities(deps: RemediationDeps) {
         return { actionId: action.id, status: 'compensation_skipped', changed: false, reason: 'the change was already in effect before this run', evidence: [] };
       }
       const connector = connectorFor(action.target.system);
+      if (purpose.kind === 'rollback') {
+        const stopped = await killSwitchBlock(purpose.playbook, action.target.system);
+        if (stopped) throw ApplicationFailure.create({ type: 'GuardrailBlocked', message: stopped.detail, nonRetryable: true, details: [stopped] });
+      }
       heartbeatIfActivity();
       const result = await apply(connector, action, true);
       const after = await connector.readAccount(refOf(action.target));
@@ -551,7 +597,16 @@ export function createRemediationActivities(deps: RemediationDeps) {
         actor: requestedBy.name,
         runId: null,
         planDigest: plan.digest,
-        data: { simulationId: input.simulationId, alert, outcome: decision.outcome, policies: decision.policies, policySetHash: decision.policySetHash, guardrailsHash: decision.guardrails.guardrailsHash },
+        data: {
+          simulationId: input.simulationId,
+          alert,
+          outcome: decision.outcome,
+          policies: decision.policies,
+          perAction: decision.perAction.map((d) => ({ actionId: d.actionId, outcome: d.outcome, policies: d.policies })),
+          policySetHash: decision.policySetHash,
+          guardrailsHash: decision.guardrails.guardrailsHash,
+          guardrails: decision.guardrails,
+        },
       });
       return {
         playbook: plan.playbook,

@@ -16,7 +16,7 @@ import {
   type RetryPolicy,
 } from '@temporalio/workflow';
 import type { ApprovalEvent, ApprovalNotice } from '../activities/notify/types.js';
-import type { ApplyResult, GuardrailBlock, RecordInput, RemediationActivities, VerifyResult } from '../activities/remediation.js';
+import type { ApplyResult, GuardrailBlock, RecordInput, RemediationActivities, UndoResult, VerifyResult } from '../activities/remediation.js';
 import {
   approvalSignatureProblem,
   canonicalJson,
@@ -532,7 +532,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
 
   /**
    * Applies one action; when a guardrail blocks it (kill switch, spent budget) the run pauses and
-   * tries again once the guardrails clear, until the run's window (its approval window) ends.
+   * tries again once the guardrails clear (see pauseUntilClear).
    */
   const applyWithinGuardrails = async (current: Plan, action: Action): Promise<ApplyResult> => {
     for (;;) {
@@ -541,36 +541,65 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       } catch (error) {
         const block = guardrailBlock(error);
         if (!block) throw error;
-        await pauseUntilClear(current, action, block);
+        await pauseUntilClear(current, action, block, 'executing');
       }
     }
   };
 
-  const pauseUntilClear = async (current: Plan, action: Action, first: GuardrailBlock): Promise<void> => {
+  /**
+   * Undoes one action of a rollback; while an engaged kill switch stops it, the run pauses and tries
+   * again on release, with no deadline (undoing spends no budget).
+   */
+  const undoWithinGuardrails = async (current: Plan, action: Action, rb: RollbackView, request: PendingRollback): Promise<UndoResult> => {
+    for (;;) {
+      try {
+        return await undos.undoAction({
+          runId,
+          action,
+          planDigest: current.digest,
+          reason: `${rb.id}: ${request.reason}`,
+          purpose: { kind: 'rollback', rollbackId: rb.id, requestedBy: request.requester, playbook: current.playbook },
+        });
+      } catch (error) {
+        const block = guardrailBlock(error);
+        if (!block) throw error;
+        await pauseUntilClear(current, action, block, 'rolling_back');
+      }
+    }
+  };
+
+  /**
+   * Holds the run `paused` until the guardrails let `action` start, then sets `resume`. A kill switch
+   * holds it until released, however long that takes: it is a person's call to stop, and theirs to
+   * let go. A spent budget holds it until the budget frees or the run's window (its approval window)
+   * ends, which throws PausedTooLong: the run then ends without failing (expired, or compensated).
+   */
+  const pauseUntilClear = async (current: Plan, action: Action, first: GuardrailBlock, resume: 'executing' | 'rolling_back'): Promise<void> => {
     const deadline = decidedAt + decision!.approvalTimeoutMs;
     let block: GuardrailBlock = first;
     pausedReason = block.reason;
     await setStatus('paused', `${block.reason}: ${block.detail}`);
     for (;;) {
-      const remaining = deadline - Date.now();
+      const remaining = block.reason === 'kill-switch' ? Infinity : deadline - Date.now();
       if (remaining <= 0) throw failure('PausedTooLong', `paused (${block.reason}: ${block.detail}) until the run's window ended`);
       // A kill switch is looked at every few seconds; a budget when it frees (at least once a minute).
       await sleep(Math.min(Math.max(block.retryAfterMs, 1000), block.reason === 'kill-switch' ? 3000 : 60_000, remaining));
-      const check = await local.checkGuardrails({ playbook: current.playbook, action });
+      const check = await local.checkGuardrails({ playbook: current.playbook, action, undo: resume === 'rolling_back' });
       if (check.clear) break;
       if (check.reason !== block.reason) await record('run.paused', `paused:${timeline.length}:${check.reason}`, { reason: check.reason, detail: check.detail });
       block = check;
       pausedReason = block.reason;
     }
     pausedReason = null;
-    await setStatus('executing', 'guardrails clear again');
+    await setStatus(resume, 'guardrails clear again');
   };
 
   /**
    * Rolls back what an operator asked for: re-reads each target and leaves alone (drifted) any that
    * changed since the run; asks policy (and approvers, where it says) as the operator; then undoes the
-   * rest in reverse order, with evidence. The run ends `rolled_back` when everything it changed is
-   * undone, `partially_rolled_back` when some is, and keeps its status when nothing was.
+   * rest in reverse order, with evidence, pausing before an undo while a kill switch stops it. The run
+   * ends `rolled_back` when everything it changed is undone, `partially_rolled_back` when some is, and
+   * keeps its status when nothing was.
    */
   const rollBack = async (request: PendingRollback): Promise<void> => {
     const current = plan!;
@@ -621,12 +650,6 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
         await close('denied', { type: 'PolicyDenied', message: verdict.reasons.join('; ') || 'policy denies the rollback' }, 'policy denies it');
         return;
       }
-      const engaged = verdict.guardrails.killSwitches[0];
-      if (engaged) {
-        const message = `kill switch ${engaged.scope.kind}${engaged.scope.kind === 'global' ? '' : ` ${engaged.scope.name}`} engaged by ${engaged.actor}: ${engaged.reason}`;
-        await close('denied', { type: 'GuardrailBlocked', message }, message);
-        return;
-      }
       if (verdict.outcome === 'approve') {
         rb.status = 'awaiting_approval';
         planRound ??= { decision, approvals: approvals.map((a) => ({ ...a })), approvalExpiresAt, approverRoles: [...approverRoles], approvalStage };
@@ -649,7 +672,8 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
       rb.status = 'rolling_back';
       for (const action of current.actions.filter((a) => undoable.includes(a.id)).reverse()) {
         try {
-          const result = await undos.undoAction({ runId, action, planDigest: current.digest, reason: `${rb.id}: ${request.reason}`, purpose: { kind: 'rollback', rollbackId: rb.id, requestedBy: request.requester } });
+          // An engaged kill switch pauses the rollback before the undo, as it pauses a run's actions.
+          const result = await undoWithinGuardrails(current, action, rb, request);
           note(action.id, { status: 'rolled_back' }, result.evidence);
           rb.results.push({ actionId: action.id, outcome: 'rolled_back' });
         } catch (error) {

@@ -1,6 +1,7 @@
 // The kill switch and the policy simulator through the HTTP API, on a real Temporal dev server, a
 // real worker and a real scim2-server: 20 runs in flight are stopped before their next change, new
-// alerts wait, everything resumes on release; the simulator starts no run and changes nothing.
+// alerts wait, everything resumes on release, however long after the approval window; a rollback
+// pauses before its undos and finishes on release; the simulator starts no run and changes nothing.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,12 +12,15 @@ import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { runCli } from '../../cli/main.js';
 import type { RunView } from '../../domain/index.js';
+import { loadPolicyEngine } from '../../policies/engine.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { identityStore } from '../../server/identities.js';
+import { decideApprovalUpdate, getRunQuery, requestRollbackUpdate } from '../../workflows/messages.js';
+import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { defaultDirection } from '../support/faults.js';
-import { guardrailsFrom } from '../support/policy-files.js';
-import { alertFor, startWorker, type RunningWorker } from '../support/temporal.js';
+import { copyDefaultPolicies, guardrailsFrom } from '../support/policy-files.js';
+import { alertFor, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 const token = () => `tok_${randomBytes(16).toString('hex')}`;
 const tokens = { soc: token(), bob: token(), admin: token(), oscar: token() };
@@ -163,6 +167,103 @@ describe('kill switch', () => {
   });
 });
 
+describe('kill switch pauses without a deadline, and rollbacks pause too', () => {
+  let short: RunningWorker;
+  const taskQueue = `kill-switch-short-${randomBytes(4).toString('hex')}`;
+  const bob = (runId: string, planDigest: string) => signForTest(runId, { approver: 'bob', roles: ['approver'], decision: 'approve', planDigest, channel: 'api' });
+
+  beforeAll(async () => {
+    // Approval windows of 15 seconds, so that a pause can outlast one.
+    const policyDir = await copyDefaultPolicies((cedar) => cedar.replaceAll('@expires("24h")', '@expires("15s")').replace('@escalateAfter("12h")\n', '').replace('@escalateRoles("admin")\n', ''));
+    short = await startWorker({
+      taskQueue,
+      connectors: { scim: env.connector },
+      ledger: env.ledger,
+      policy: await loadPolicyEngine(policyDir),
+      guardrails: await guardrailsFrom('version: 1\n'),
+      guardrailState: env.guardrailState,
+    });
+  });
+
+  afterAll(async () => {
+    await short?.stop();
+  });
+
+  it('holds a run paused by the kill switch past the end of its approval window, and resumes it on release', async () => {
+    const scope = { kind: 'playbook', name: 'deprovision-account' } as const;
+    const user = await env.org.user('kshold', ['ks-wiki']);
+    await env.guardrailState.setKillSwitch(scope, true, 'admin', 'hold past the window');
+    try {
+      const handle = await startRun(env.client, taskQueue, alertFor({ userName: user.userName }, { severity: 'medium' }));
+      const waiting = await waitForStatus(handle, ['awaiting_approval', 'failed', 'denied']);
+      expect(waiting.status).toBe('awaiting_approval');
+      await handle.executeUpdate(decideApprovalUpdate, { args: [bob(handle.workflowId, waiting.plan!.digest)] });
+      const paused = await waitForStatus(handle, ['paused', 'completed', 'expired', 'compensated', 'failed']);
+      expect(paused).toMatchObject({ status: 'paused', pausedReason: 'kill-switch' });
+
+      // The window ends (15 s after the approval round opened), and the run looks at the switch again
+      // every 3 s: it is still paused, having changed nothing.
+      const windowEnd = Date.parse(paused.decision!.approvalExpiresAt!);
+      await until('the approval window is over', async () => Date.now() > windowEnd + 4000, 30_000);
+      const held = await handle.query(getRunQuery);
+      expect(held).toMatchObject({ status: 'paused', pausedReason: 'kill-switch', error: null });
+      expect(held.journal.every((j) => j.status === 'pending')).toBe(true);
+      expect((await env.connector.readAccount({ id: user.id })).account.active).toBe(true);
+
+      await env.guardrailState.setKillSwitch(scope, false, 'admin', 'released');
+      const done = await waitForStatus(handle, ['completed', 'expired', 'compensated', 'failed']);
+      expect(done.status).toBe('completed');
+      expect(done.pausedReason).toBeNull();
+      expect(done.timeline.map((t) => t.status)).toEqual(expect.arrayContaining(['paused', 'executing', 'verifying', 'completed']));
+      const after = await env.connector.readAccount({ id: user.id });
+      expect({ active: after.account.active, groups: after.groups }).toEqual({ active: false, groups: [] });
+      await expectReplays(handle);
+    } finally {
+      await env.guardrailState.setKillSwitch(scope, false, 'admin', 'test over');
+    }
+  });
+
+  it('pauses a rollback before its undos while a kill switch is engaged, and finishes it on release', async () => {
+    const scope = { kind: 'connector', name: 'scim' } as const;
+    const user = await env.org.user('ksrb', ['ksrb-a', 'ksrb-b']);
+    const handle = await startRun(env.client, taskQueue, alertFor({ userName: user.userName }));
+    const completed = await waitForStatus(handle, ['completed', 'failed', 'needs_human']);
+    expect(completed.status).toBe('completed');
+    expect((await env.connector.readAccount({ id: user.id })).account.active).toBe(false);
+
+    await env.guardrailState.setKillSwitch(scope, true, 'admin', 'directory maintenance');
+    try {
+      await handle.executeUpdate(requestRollbackUpdate, { args: [signRollbackForTest(handle.workflowId, { requester: 'oscar', roles: ['operator'], reason: 'false positive' })] });
+      const paused = await waitForStatus(handle, ['paused', 'rolled_back', 'completed']);
+      expect(paused).toMatchObject({ status: 'paused', pausedReason: 'kill-switch' });
+      expect(paused.rollbacks[0]).toMatchObject({ id: 'rb_1', status: 'rolling_back', results: [], error: null });
+      // Decided as ever (the operator may roll back), with the engaged switch in the decision record.
+      expect(paused.rollbacks[0]!.decision).toMatchObject({ outcome: 'auto', policies: ['operator-rolls-back'] });
+      expect(paused.rollbacks[0]!.decision!.guardrails.killSwitches.map((k) => k.scope)).toEqual([scope]);
+      const entries = await env.ledger.entries({ runId: handle.workflowId });
+      const decided = entries.find((e) => e.kind === 'rollback.decided');
+      expect(decided?.data).toMatchObject({ outcome: 'auto', guardrails: { mode: 'live', killSwitches: [{ scope, engaged: true, reason: 'directory maintenance' }] } });
+      expect((decided?.data.guardrails as { guardrailsHash: string }).guardrailsHash).toMatch(/^[0-9a-f]{64}$/);
+      expect(entries.some((e) => e.kind === 'action.rolled_back')).toBe(false);
+      const held = await env.connector.readAccount({ id: user.id });
+      expect({ active: held.account.active, groups: held.groups }).toEqual({ active: false, groups: [] });
+    } finally {
+      await env.guardrailState.setKillSwitch(scope, false, 'admin', 'maintenance over');
+    }
+
+    const done = await waitForStatus(handle, ['rolled_back', 'partially_rolled_back', 'completed']);
+    expect(done.status).toBe('rolled_back');
+    expect(done.pausedReason).toBeNull();
+    expect(done.rollbacks[0]).toMatchObject({ status: 'rolled_back', error: null });
+    expect(done.rollbacks[0]!.results.map((r) => r.outcome)).toEqual(['rolled_back', 'rolled_back', 'rolled_back']);
+    const statuses = done.timeline.map((t) => t.status);
+    expect(statuses.slice(statuses.indexOf('rolling_back'))).toEqual(['rolling_back', 'paused', 'rolling_back', 'rolled_back']);
+    const restored = await env.connector.readAccount({ id: user.id });
+    expect({ active: restored.account.active, groups: restored.groups.map((g) => g.displayName).sort() }).toEqual({ active: true, groups: ['ksrb-a', 'ksrb-b'] });
+    await expectReplays(handle);
+  });
+});
+
 describe('policy simulator', () => {
   it('shows the plan and the decision for each action against the live target, and starts no run', async () => {
     const user = await env.org.user('sim', ['admins', 'finance']);
@@ -181,7 +282,14 @@ describe('policy simulator', () => {
     const after = await env.connector.readAccount({ id: user.id });
     expect({ active: after.account.active, groups: after.groups }).toEqual({ active: before.account.active, groups: before.groups });
     expect((await env.client.workflow.count(`WorkflowType = 'remediationWorkflow' AND TaskQueue = '${env.taskQueue}'`)).count).toBe(runsBefore);
-    expect((await env.ledger.entries()).some((e) => e.kind === 'policy.simulated' && e.actor === 'soc')).toBe(true);
+    // The simulation's record names the guardrail values it was decided under, not only their hash.
+    const simulated = (await env.ledger.entries()).find((e) => e.kind === 'policy.simulated' && e.actor === 'soc');
+    expect(simulated?.data).toMatchObject({
+      outcome: 'approve',
+      policies: ['privileged-needs-two-approvers'],
+      guardrails: { mode: 'live', targets: 3, budgets: [], killSwitches: [], guardrailsHash: body.decision?.guardrails.guardrailsHash },
+    });
+    expect(simulated?.data.perAction).toHaveLength(3);
 
     const lines: string[] = [];
     const alertFile = join(await mkdtemp(join(tmpdir(), 'cordon-alert-')), 'alert.json');

@@ -2,8 +2,12 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, it, expect } from 'vitest';
-import { planDigest, type AccountSnapshot, type Alert, type Plan, type Severity } from '../../domain/index.js';
+import { planDigest, type AccountSnapshot, type Alert, type Identity, type Plan, type PolicyRef, type Role, type Severity } from '../../domain/index.js';
 import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
+import { entitlementCleanup } from '../../playbooks/entitlement-cleanup.js';
+import { quarantineAgent } from '../../playbooks/quarantine-agent.js';
+import { revokeCredential } from '../../playbooks/revoke-credential.js';
+import type { Playbook } from '../../playbooks/types.js';
 import { DEFAULT_POLICY_DIR, loadPolicyEngine, PolicyLoadError, type PolicyEngine, type PolicyRequest } from '../../policies/engine.js';
 import { decideRun, noGuardrails } from '../../policies/guardrails.js';
 import { rejectionOf } from '../support/errors.js';
@@ -63,33 +67,157 @@ const defaultText = await readFile(join(DEFAULT_POLICY_DIR, 'default.cedar'), 'u
 
 const engine = await loadPolicyEngine(DEFAULT_POLICY_DIR);
 
+/** A plan of `playbook` for `alert` on `snapshot`, as a run would build it, requested by the SIEM unless said otherwise. */
+function planned(playbook: Playbook, alert: Alert, snapshot: AccountSnapshot, requestedBy: Identity = { name: 'siem-bot', roles: ['soc'] }): PolicyRequest {
+  const actions = playbook.plan(alert, snapshot, { privilegedGroups: ['admins'] });
+  const plan: Plan = { playbook: playbook.name, targets: actions.length > 0 ? [actions[0]!.target] : [], actions, digest: planDigest(actions), observedAt: snapshot.observedAt };
+  return { alert, plan, snapshot, requestedBy };
+}
+
+const QUARANTINE: PolicyRef = { id: 'arn:aws:iam::123456789012:policy/CordonQuarantine', displayName: 'CordonQuarantine' };
+const KEY = 'AKIAEXAMPLE0000LEAK';
+
+/** An IAM role of an agent, with its keys (active) and groups. */
+function agentSnapshot(options: { groups?: string[]; keys?: string[]; policies?: string[] }): AccountSnapshot {
+  return {
+    system: 'aws',
+    observedAt: '2026-11-28T09:00:00.000Z',
+    account: { id: 'AROAAGENT', userName: 'agent-7', name: 'agent-7', kind: 'role', active: true },
+    groups: (options.groups ?? []).map((name, i) => ({ id: `g-${i}`, displayName: name })),
+    credentials: (options.keys ?? []).map((id) => ({ id, active: true, createdAt: null, lastUsedAt: null, lastUsedService: null, lastUsedRegion: null })),
+    policies: (options.policies ?? []).map((name) => ({ id: `arn:aws:iam::aws:policy/${name}`, displayName: name })),
+    quarantinePolicy: QUARANTINE,
+  };
+}
+
+/** quarantine-agent on an agent with these keys and groups. */
+const quarantine = (severity: Severity, options: { groups?: string[]; keys?: string[] } = {}) =>
+  planned(quarantineAgent, { source: 'agent-watch', id: 'a-1', kind: 'agent.anomalous', severity, subject: { system: 'aws', id: 'AROAAGENT' } }, agentSnapshot(options));
+
+/** revoke-credential of a leaked active key (used by someone else or not), owned by an account in `groups`. */
+const revoke = (severity: Severity, options: { usedByOthers?: boolean; groups?: string[] } = {}) =>
+  planned(
+    revokeCredential,
+    { source: 'key-scanner', id: 'k-1', kind: 'credential.leaked', severity, subject: { system: 'aws' }, credential: { id: KEY, usedByOthers: options.usedByOthers ?? false } },
+    agentSnapshot({ keys: [KEY], ...(options.groups ? { groups: options.groups } : {}) }),
+  );
+
+/** entitlement-cleanup of the named policies (and groups) the identity holds. */
+const entitlement = (severity: Severity, options: { policies?: string[]; groups?: string[] }) =>
+  planned(
+    entitlementCleanup,
+    {
+      source: 'ciem',
+      id: 'e-1',
+      kind: 'entitlement.excessive',
+      severity,
+      subject: { system: 'aws', id: 'AROAAGENT' },
+      entitlements: [...(options.policies ?? []).map((name) => ({ kind: 'policy' as const, name })), ...(options.groups ?? []).map((name) => ({ kind: 'group' as const, name }))],
+    },
+    agentSnapshot({ ...(options.policies ? { policies: options.policies } : {}), ...(options.groups ? { groups: options.groups } : {}) }),
+  );
+
+/** An operator's rollback of a completed deprovisioning, each undo privileged or not. */
+function rollback(options: { groups: string[]; roles: Role[]; privileged: boolean }): PolicyRequest {
+  const forward = request({ severity: 'high', groups: options.groups });
+  return {
+    ...forward,
+    requestedBy: { name: 'oscar', roles: options.roles },
+    rollback: { privileged: options.privileged ? forward.plan.actions.map((a) => a.id) : [] },
+  };
+}
+
+interface PolicyCase {
+  name: string;
+  request: PolicyRequest;
+  outcome: 'auto' | 'approve' | 'deny';
+  approvers: number;
+  roles: Role[];
+  /** The deciding policies: every policy that decided one of the plan's actions. */
+  policies: string[];
+  /** For a deny: a reason it must give. */
+  reason?: RegExp;
+}
+
+// Every default policy decides at least one row, and every outcome appears: auto, approve (one and
+// two approvers), deny by a forbid, and deny because nothing permits it.
+const ordinary = ['engineering'];
+const admin = ['admins', 'engineering'];
+const breakGlass = ['break-glass'];
+const both = ['admins', 'break-glass'];
+const approver: Role[] = ['approver'];
+const table: PolicyCase[] = [
+  // deprovision-account: severity × kind of account.
+  { name: 'deprovisioning an ordinary account on a low alert', request: request({ severity: 'low', groups: ordinary }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-deprovision-on-lower-severity'] },
+  { name: 'deprovisioning an ordinary account on a medium alert', request: request({ severity: 'medium', groups: ordinary }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-deprovision-on-lower-severity'] },
+  { name: 'deprovisioning an ordinary account on a high alert', request: request({ severity: 'high', groups: ordinary }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deprovision-on-high-severity'] },
+  { name: 'deprovisioning an ordinary account on a critical alert', request: request({ severity: 'critical', groups: ordinary }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deprovision-on-high-severity'] },
+  { name: 'deprovisioning an administrator on a low alert', request: request({ severity: 'low', groups: admin }), outcome: 'approve', approvers: 2, roles: approver, policies: ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers'] },
+  { name: 'deprovisioning an administrator on a medium alert', request: request({ severity: 'medium', groups: admin }), outcome: 'approve', approvers: 2, roles: approver, policies: ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers'] },
+  { name: 'deprovisioning an administrator on a high alert', request: request({ severity: 'high', groups: admin }), outcome: 'approve', approvers: 2, roles: approver, policies: ['privileged-needs-two-approvers'] },
+  { name: 'deprovisioning an administrator on a critical alert', request: request({ severity: 'critical', groups: admin }), outcome: 'approve', approvers: 2, roles: approver, policies: ['privileged-needs-two-approvers'] },
+  { name: 'deprovisioning a break-glass account on a low alert', request: request({ severity: 'low', groups: breakGlass }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'], reason: /forbidden by deny-break-glass/ },
+  { name: 'deprovisioning a break-glass account on a medium alert', request: request({ severity: 'medium', groups: breakGlass }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  { name: 'deprovisioning a break-glass account on a high alert', request: request({ severity: 'high', groups: breakGlass }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  { name: 'deprovisioning a break-glass account on a critical alert', request: request({ severity: 'critical', groups: breakGlass }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  { name: 'deprovisioning a break-glass administrator on a low alert', request: request({ severity: 'low', groups: both }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  { name: 'deprovisioning a break-glass administrator on a critical alert', request: request({ severity: 'critical', groups: both }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  // quarantine-agent: the deny-all policy by severity, keys at once, privileged groups by two approvers.
+  { name: 'quarantining an agent on a high alert', request: quarantine('high'), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-quarantine-on-high-severity'] },
+  { name: 'quarantining an agent on a critical alert', request: quarantine('critical'), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-quarantine-on-high-severity'] },
+  { name: 'quarantining an agent on a medium alert', request: quarantine('medium'), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-quarantine-on-lower-severity'] },
+  { name: 'quarantining an agent on a low alert', request: quarantine('low'), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-quarantine-on-lower-severity'] },
+  { name: 'quarantining an agent with an active key on a high alert', request: quarantine('high', { keys: ['AKIAAGENTKEY'] }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deactivate-credential', 'auto-quarantine-on-high-severity'] },
+  { name: 'quarantining an agent in admins, with a key, on a high alert', request: quarantine('high', { keys: ['AKIAAGENTKEY'], groups: ['admins'] }), outcome: 'approve', approvers: 2, roles: approver, policies: ['privileged-needs-two-approvers'] },
+  { name: 'quarantining a break-glass agent on a critical alert', request: quarantine('critical', { groups: ['break-glass'] }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  // revoke-credential: the key at once whatever the severity; quarantining its owner by severity.
+  { name: 'revoking a leaked key on a low alert', request: revoke('low'), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deactivate-credential'] },
+  { name: 'revoking a leaked key on a critical alert', request: revoke('critical'), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deactivate-credential'] },
+  { name: 'revoking a key someone else used, quarantining its owner, on a medium alert', request: revoke('medium', { usedByOthers: true }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-quarantine-on-lower-severity', 'auto-deactivate-credential'] },
+  { name: 'revoking a key someone else used, quarantining its owner, on a high alert', request: revoke('high', { usedByOthers: true }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deactivate-credential', 'auto-quarantine-on-high-severity'] },
+  { name: 'revoking a key of an administrator on a high alert', request: revoke('high', { groups: ['admins'] }), outcome: 'approve', approvers: 2, roles: approver, policies: ['privileged-needs-two-approvers'] },
+  { name: 'revoking a key of a break-glass account on a low alert', request: revoke('low', { groups: ['break-glass'] }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  // entitlement-cleanup: detaching by severity; a privileged policy by an approver whatever the severity.
+  { name: 'detaching an ordinary policy on a high alert', request: entitlement('high', { policies: ['ReadOnlyAccess'] }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-detach-policy-on-high-severity'] },
+  { name: 'detaching an ordinary policy on a low alert', request: entitlement('low', { policies: ['ReadOnlyAccess'] }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-detach-policy-on-lower-severity'] },
+  { name: 'detaching AdministratorAccess on a critical alert', request: entitlement('critical', { policies: ['AdministratorAccess'] }), outcome: 'approve', approvers: 1, roles: approver, policies: ['privileged-entitlement-needs-approval'] },
+  { name: 'detaching a full-access policy on a high alert', request: entitlement('high', { policies: ['AmazonS3FullAccess'] }), outcome: 'approve', approvers: 1, roles: approver, policies: ['privileged-entitlement-needs-approval'] },
+  { name: 'detaching AdministratorAccess on a medium alert', request: entitlement('medium', { policies: ['AdministratorAccess'] }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-detach-policy-on-lower-severity', 'privileged-entitlement-needs-approval'] },
+  { name: 'removing an excessive group on a high alert', request: entitlement('high', { groups: ['jira-admins'] }), outcome: 'auto', approvers: 0, roles: [], policies: ['auto-deprovision-on-high-severity'] },
+  { name: 'removing an excessive group on a low alert', request: entitlement('low', { groups: ['jira-admins'] }), outcome: 'approve', approvers: 1, roles: approver, policies: ['approve-deprovision-on-lower-severity'] },
+  // Rollback: operators and admins undo ordinary changes; privileged ones need approval; others may not.
+  { name: 'an operator rolling back an ordinary deprovisioning', request: rollback({ groups: ordinary, roles: ['operator'], privileged: false }), outcome: 'auto', approvers: 0, roles: [], policies: ['operator-rolls-back'] },
+  { name: 'an admin rolling back an ordinary deprovisioning', request: rollback({ groups: ordinary, roles: ['admin'], privileged: false }), outcome: 'auto', approvers: 0, roles: [], policies: ['operator-rolls-back'] },
+  { name: 'an operator rolling back a change that restores privileged access', request: rollback({ groups: ordinary, roles: ['operator'], privileged: true }), outcome: 'approve', approvers: 1, roles: approver, policies: ['privileged-rollback-needs-approval'] },
+  { name: "an operator rolling back an administrator's deprovisioning", request: rollback({ groups: admin, roles: ['operator'], privileged: true }), outcome: 'approve', approvers: 2, roles: approver, policies: ['privileged-needs-two-approvers', 'privileged-rollback-needs-approval'] },
+  { name: 'an operator rolling back a change to a break-glass account', request: rollback({ groups: breakGlass, roles: ['operator'], privileged: false }), outcome: 'deny', approvers: 0, roles: [], policies: ['deny-break-glass'] },
+  // Nothing matches: a rollback asked by someone who is neither operator nor admin.
+  { name: 'a SOC analyst rolling back a deprovisioning', request: rollback({ groups: ordinary, roles: ['soc'], privileged: false }), outcome: 'deny', approvers: 0, roles: [], policies: [], reason: /no policy permits it/ },
+  { name: 'an approver rolling back a privileged change', request: rollback({ groups: ordinary, roles: ['approver'], privileged: true }), outcome: 'deny', approvers: 0, roles: [], policies: [], reason: /no policy permits it/ },
+];
+
 describe('default policy set', () => {
-  // Every default policy and every outcome: severity × kind of account → outcome, quorum, deciding policies.
-  const ordinary = ['engineering'];
-  const admin = ['admins', 'engineering'];
-  const breakGlass = ['break-glass'];
-  const both = ['admins', 'break-glass'];
-  it.each([
-    ['low', ordinary, 'approve', 1, ['approve-deprovision-on-lower-severity']],
-    ['medium', ordinary, 'approve', 1, ['approve-deprovision-on-lower-severity']],
-    ['high', ordinary, 'auto', 0, ['auto-deprovision-on-high-severity']],
-    ['critical', ordinary, 'auto', 0, ['auto-deprovision-on-high-severity']],
-    ['low', admin, 'approve', 2, ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers']],
-    ['medium', admin, 'approve', 2, ['approve-deprovision-on-lower-severity', 'privileged-needs-two-approvers']],
-    ['high', admin, 'approve', 2, ['privileged-needs-two-approvers']],
-    ['critical', admin, 'approve', 2, ['privileged-needs-two-approvers']],
-    ['low', breakGlass, 'deny', 0, ['deny-break-glass']],
-    ['medium', breakGlass, 'deny', 0, ['deny-break-glass']],
-    ['high', breakGlass, 'deny', 0, ['deny-break-glass']],
-    ['critical', breakGlass, 'deny', 0, ['deny-break-glass']],
-    ['low', both, 'deny', 0, ['deny-break-glass']],
-    ['critical', both, 'deny', 0, ['deny-break-glass']],
-  ] as const)('on a %s alert for an account in %j: %s with %i approver(s), decided by %j', (severity, groups, outcome, approvers, policies) => {
-    const decision = decideWith(engine, request({ severity, groups: [...groups] }));
+  const title = (row: PolicyCase) =>
+    `${row.name}: ${row.outcome === 'approve' ? `approve, ${row.approvers} of role ${row.roles.join('|')}` : row.outcome}, decided by ${row.policies.join(' + ') || 'no policy'}`;
+  it.each(table.map((row) => [title(row), row] as const))('%s', (_title, { request: req, outcome, approvers, roles, policies, reason }) => {
+    const decision = decideWith(engine, req);
     expect(decision.outcome).toBe(outcome);
     expect(decision.requiredApprovals).toBe(approvers);
+    expect(decision.approverRoles).toEqual(roles);
     expect(decision.policies).toEqual(policies);
     expect(decision.policySetHash).toBe(engine.policySetHash);
+    expect(decision.perAction).toHaveLength(req.plan.actions.length);
+    if (outcome === 'approve') expect(decision.approvalTimeoutMs).toBe(DAY_MS);
+    if (reason) expect(decision.reasons.some((r) => reason.test(r))).toBe(true);
+  });
+
+  it('has a row of its table decided by each default policy, and rows for every outcome', () => {
+    const deciding = new Set(table.flatMap((row) => row.policies));
+    expect([...engine.policyIds].filter((id) => !deciding.has(id))).toEqual([]);
+    expect(new Set(table.map((row) => row.outcome))).toEqual(new Set(['auto', 'approve', 'deny']));
+    expect(new Set(table.filter((row) => row.outcome === 'approve').map((row) => row.approvers))).toEqual(new Set([1, 2]));
+    expect(table.some((row) => row.outcome === 'deny' && row.policies.length === 0)).toBe(true);
+    expect(table.some((row) => row.outcome === 'deny' && row.policies.length > 0)).toBe(true);
   });
 
   it('escalates approvals about administrators to admins after 12 hours, and lets one rejection win', () => {
