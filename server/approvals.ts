@@ -6,6 +6,8 @@ import type { ApprovalSigningKeyFile } from '../config/approval-keys.js';
 import {
   APPROVAL_SIGNATURE_TTL_MS,
   httpStatusOf,
+  RunId,
+  type ErrorType,
   signApprovalPayload,
   type ApprovalResult,
   type Channel,
@@ -29,9 +31,32 @@ export interface ApprovalInput {
 /** The workflow's answer, or why the decision was refused (type from the error catalogue). */
 export type ApprovalOutcome = { ok: true; result: ApprovalResult } | { ok: false; type: string; message: string; httpStatus: number };
 
+/**
+ * A decision a known person tried to send that was refused before it reached the run: a malformed
+ * request, a form without a valid CSRF token or from another site, a Slack button naming no run.
+ */
+export interface RefusedAttempt {
+  /** Who: a Cordon identity, or `slack:<user id>` for a Slack user linked to none. */
+  actor: string;
+  channel: Channel;
+  /** The run the attempt named, as sent: the entry's run when such a run exists (else kept as `requestedRunId` when well-formed). */
+  runId?: string | undefined;
+  /** As sent; kept when it is a verdict. */
+  decision?: unknown;
+  /** As sent; kept when it is a digest. */
+  planDigest?: unknown;
+  /** A type from the error catalogue. */
+  reason: ErrorType;
+  message: string;
+  /** More facts for the entry (the Slack user id, the check that failed). */
+  details?: Readonly<Record<string, string | null>>;
+}
+
 /** The one path every channel (API, CLI, web, Slack) takes to decide on a run. */
 export interface ApprovalService {
   decide(runId: string, identity: Identity, input: ApprovalInput): Promise<ApprovalOutcome>;
+  /** Writes a refused attempt to the ledger as `approval.refused`; only for attempts by an authenticated person (anyone else's would let them grow the ledger). */
+  recordRefusal(attempt: RefusedAttempt): Promise<void>;
 }
 
 export interface ApprovalServiceDeps {
@@ -50,15 +75,41 @@ export interface ApprovalServiceDeps {
 export function createApprovalService(deps: ApprovalServiceDeps): ApprovalService {
   const workerTimeoutMs = deps.workerTimeoutMs ?? 10_000;
 
-  const refuse = async (runId: string, identity: Identity, input: ApprovalInput, type: string, message: string): Promise<ApprovalOutcome> => {
+  /** Whether a run with this id exists (ended or not); false when Temporal cannot say. */
+  const runExists = async (runId: string): Promise<boolean> => {
+    if (!RunId.safeParse(runId).success) return false;
+    try {
+      await deps.temporal.withAbortSignal(AbortSignal.timeout(workerTimeoutMs), () => deps.temporal.workflow.getHandle(runId).describe());
+      return true;
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) deps.log.warn({ err: error, runId }, 'could not tell whether a run exists for a refused attempt');
+      return false;
+    }
+  };
+
+  const write = async (attempt: Omit<RefusedAttempt, 'reason'> & { reason: string }, exists: boolean): Promise<void> => {
+    const { actor, channel, runId, reason, message } = attempt;
+    const wellFormedRun = runId !== undefined && RunId.safeParse(runId).success;
     await deps.ledger.append({
       kind: 'approval.refused',
-      actor: identity.name,
-      runId,
-      planDigest: /^[0-9a-f]{64}$/.test(input.planDigest) ? input.planDigest : null,
-      data: { channel: input.channel, decision: input.decision, reason: type, message },
+      actor,
+      runId: exists && runId !== undefined ? runId : null,
+      planDigest: typeof attempt.planDigest === 'string' && /^[0-9a-f]{64}$/.test(attempt.planDigest) ? attempt.planDigest : null,
+      data: {
+        channel,
+        decision: attempt.decision === 'approve' || attempt.decision === 'reject' ? attempt.decision : null,
+        reason,
+        message: message.slice(0, 1000),
+        ...(!exists && wellFormedRun ? { requestedRunId: runId } : {}),
+        ...attempt.details,
+      },
     });
-    deps.log.info({ runId, approver: identity.name, channel: input.channel, type }, 'approval refused');
+    deps.log.info({ runId: exists ? runId : null, approver: actor, channel, type: reason }, 'approval refused');
+  };
+
+  const refuse = async (runId: string, identity: Identity, input: ApprovalInput, type: string, message: string): Promise<ApprovalOutcome> => {
+    // NotFound is the one answer that says the run does not exist; every other came from (or about) the run.
+    await write({ actor: identity.name, channel: input.channel, runId, decision: input.decision, planDigest: input.planDigest, reason: type, message }, type !== 'NotFound');
     return { ok: false, type, message, httpStatus: httpStatusOf(type) };
   };
 
@@ -87,6 +138,10 @@ export function createApprovalService(deps: ApprovalServiceDeps): ApprovalServic
       if (!answer.ok) return refuse(runId, identity, input, answer.type, answer.message);
       deps.log.info({ runId, approver: identity.name, channel: input.channel, decision: input.decision, status: answer.result.status }, 'approval accepted');
       return answer;
+    },
+
+    async recordRefusal(attempt) {
+      await write(attempt, attempt.runId !== undefined && (await runExists(attempt.runId)));
     },
   };
 }

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   if (!approvalSigner) log.warn({ file: config.approvals.signingKeyFile }, 'no approval signing key: every approval will be refused');
   const slack = config.slack.signingSecretFile ? await slackConfig(config, identities) : undefined;
   const ui = await loadUiConfig(config);
-  if (ui) log.info({ url: `${config.api.publicUrl}/ui/`, oidc: ui.oidc?.issuer ?? null, devSignIn: ui.devSignIn }, 'web UI on');
+  if (ui) log.info({ url: `${config.api.publicUrl}/ui/`, oidc: ui.oidc?.issuer ?? null, nameClaim: ui.oidc?.nameClaim ?? null, sessionTtlSeconds: ui.sessionTtlSeconds, devSignIn: ui.devSignIn }, 'web UI on');
   const { ledger, guardrailState } = await openStores(config);
   // Lazy: the API starts (and /healthz says so) even while Temporal is still coming up.
   const connection = Connection.lazy({ address: config.temporal.address });

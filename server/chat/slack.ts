@@ -57,9 +57,12 @@ export function responseUrlAllowed(url: string, apiUrl: string | undefined): boo
 
 // Slack sends many more fields; only these are read.
 const InteractionType = z.object({ type: z.string() });
+const SlackUserId = z.string().regex(/^[A-Z0-9_]{1,64}$/i, 'must be a Slack user id');
+/** The clicking user of a payload that is otherwise malformed, if it names one. */
+const PayloadUser = z.object({ user: z.object({ id: SlackUserId }) });
 const BlockActions = z.object({
   type: z.literal('block_actions'),
-  user: z.object({ id: z.string().regex(/^[A-Z0-9_]{1,64}$/i, 'must be a Slack user id') }),
+  user: z.object({ id: SlackUserId }),
   response_url: z.string().max(2048).optional(),
   actions: z.array(z.object({ action_id: z.string().max(255), value: z.string().max(2000).optional() })).min(1),
 });
@@ -160,6 +163,22 @@ export const slackRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, dep
     if (!response.ok) requestLog.warn({ status: response.status }, 'Slack refused the ephemeral reply');
   };
 
+  /**
+   * Records a signed request that Cordon refused before it reached the approval service: it came
+   * from Slack (the signature says so), so it is an attempt by someone, named by their Cordon
+   * identity when their Slack user is linked to one, else by the Slack user id (`slack` when the
+   * payload names no user).
+   */
+  const recordRefused = async (slackUser: string | undefined, attempt: { runId?: string; decision?: ApprovalVerdict; planDigest?: string; reason: ErrorType; message: string }, requestLog: FastifyBaseLogger): Promise<void> => {
+    const who = slackUser === undefined ? undefined : await resolve(slackUser, requestLog);
+    await deps.approvals.recordRefusal({
+      actor: who?.ok ? who.identity.name : slackUser !== undefined ? `slack:${slackUser}` : 'slack',
+      channel: 'slack',
+      ...attempt,
+      details: { slackUser: slackUser ?? null },
+    });
+  };
+
   const handleClick = async (click: BlockActions, requestLog: FastifyBaseLogger): Promise<void> => {
     const action = click.actions[0]!;
     const decision: ApprovalVerdict | undefined = action.action_id === SLACK_APPROVE_ACTION ? 'approve' : action.action_id === SLACK_REJECT_ACTION ? 'reject' : undefined;
@@ -170,6 +189,7 @@ export const slackRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, dep
       value = SlackButtonValue.parse(JSON.parse(action.value ?? ''));
     } catch {
       requestLog.warn({ slackUser: click.user.id }, 'a Slack button without a Cordon run');
+      await recordRefused(click.user.id, { decision, reason: 'InvalidRequest', message: 'the button does not name a Cordon run' }, requestLog);
       await reply(click.response_url, 'This button does not name a Cordon run.', requestLog);
       return;
     }
@@ -177,12 +197,15 @@ export const slackRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, dep
     const who = await resolve(click.user.id, requestLog);
     if (!who.ok) {
       // Refused before reaching the approval service: recorded here, as that service records its own.
-      await deps.ledger.append({
-        kind: 'approval.refused',
+      await deps.approvals.recordRefusal({
         actor: `slack:${click.user.id}`,
+        channel: 'slack',
         runId,
+        decision,
         planDigest,
-        data: { channel: 'slack', decision, reason: 'Unauthenticated', message: who.message, slackUser: click.user.id },
+        reason: 'Unauthenticated',
+        message: who.message,
+        details: { slackUser: click.user.id },
       });
       requestLog.info({ runId, slackUser: click.user.id, decision }, 'Slack click from an unmapped user refused');
       await reply(click.response_url, `Not recorded: ${REFUSAL_HINTS.Unauthenticated} (Unauthenticated: ${who.message}).`, requestLog);
@@ -219,7 +242,8 @@ export const slackRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, dep
         nowSeconds: nowSeconds(),
       });
       if (!check.ok) {
-        request.log.info({ reason: check.reason }, 'Slack request refused');
+        // Not from Slack, as far as anyone can tell: logged, never written to the ledger (anyone could send these).
+        request.log.warn({ security: true, channel: 'slack', reason: 'Unauthenticated', check: check.reason, ip: request.ip }, 'Slack request refused');
         return sendError(reply, 'Unauthenticated', check.reason);
       }
       const form = request.body as Record<string, unknown> | undefined;
@@ -230,13 +254,19 @@ export const slackRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, dep
       } catch {
         payload = undefined;
       }
+      // Signed, yet malformed: an attempt from Slack all the same, recorded once answered.
+      const refuseMalformed = (message: string) => {
+        const user = PayloadUser.safeParse(payload);
+        afterReply(() => recordRefused(user.success ? user.data.user.id : undefined, { reason: 'InvalidRequest', message }, request.log), request.log);
+        return sendError(reply, 'InvalidRequest', message);
+      };
       const kind = InteractionType.safeParse(payload);
-      if (!kind.success) return sendError(reply, 'InvalidRequest', 'the body has no valid payload field');
+      if (!kind.success) return refuseMalformed('the body has no valid payload field');
       if (kind.data.type === 'block_actions') {
         const click = BlockActions.safeParse(payload);
         if (!click.success) {
           const issue = click.error.issues[0];
-          return sendError(reply, 'InvalidRequest', `invalid block_actions payload: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
+          return refuseMalformed(`invalid block_actions payload: ${issue ? `${issue.path.join('.')}: ${issue.message}` : 'malformed'}`);
         }
         afterReply(() => handleClick(click.data, request.log), request.log);
       }

@@ -1,3 +1,4 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApprovalResult, ApprovalVerdict, CordonError, ErrorBody, PlanDigest, RunId, RunSummary, RunView, type Identity } from '../../domain/index.js';
@@ -31,6 +32,32 @@ const ApprovalBody = z.strictObject({
 /** GET /v1/runs, GET /v1/runs/:runId, POST /v1/runs/:runId/approvals. */
 export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps) => {
   const bearer = bearerAuth(deps.identities);
+
+  /** The bearer check for decisions: a caller without a valid token is logged as a security warning, never written to the ledger. */
+  const decisionBearer = async (request: FastifyRequest, reply: FastifyReply) => {
+    await bearer(request, reply);
+    if (!request.identity) {
+      request.log.warn(
+        { security: true, channel: 'api', reason: 'Unauthenticated', token: request.headers.authorization ? 'invalid' : 'absent', path: request.url.split('?')[0], ip: request.ip },
+        'approval attempt without a valid bearer token refused',
+      );
+    }
+  };
+  /** Writes a decision an authenticated caller sent that the API refused before it reached the run. */
+  const recordRefused = async (request: FastifyRequest, type: 'InvalidRequest' | 'PayloadTooLarge' | 'UnsupportedMediaType', message: string) => {
+    const identity = request.identity;
+    if (!identity) return;
+    const body = (typeof request.body === 'object' && request.body !== null ? request.body : {}) as Record<string, unknown>;
+    await deps.approvals.recordRefusal({
+      actor: identity.name,
+      channel: body.channel === 'cli' ? 'cli' : 'api',
+      runId: (request.params as { runId?: string } | undefined)?.runId,
+      decision: body.decision,
+      planDigest: body.planDigest,
+      reason: type,
+      message,
+    });
+  };
 
   app.get(
     '/v1/runs',
@@ -99,8 +126,21 @@ export const runRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps)
           503: ErrorBody,
         },
       },
-      onRequest: bearer,
-      preValidation: rejectUnparsedBody,
+      onRequest: decisionBearer,
+      preValidation: async (request, reply) => {
+        if (request.bodyError !== undefined) await recordRefused(request, 'InvalidRequest', request.bodyError);
+        return rejectUnparsedBody(request, reply);
+      },
+      // A request the schema refuses (or a body too large, or not JSON) from a known caller is a
+      // refused attempt too; the app's error handler still answers it.
+      errorHandler: async (error: FastifyError, request) => {
+        const status = error.statusCode ?? 500;
+        if (status >= 400 && status < 500) {
+          const type = error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'PayloadTooLarge' : error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UnsupportedMediaType' : 'InvalidRequest';
+          await recordRefused(request, type, error.message);
+        }
+        throw error;
+      },
     },
     async (request, reply) => {
       const { body } = request;
@@ -159,7 +199,8 @@ export function mayDecide(view: RunView, identity: Identity): boolean {
   return identity.roles.some((role) => open.approverRoles.includes(role));
 }
 
-function inboxItem(view: RunView): InboxItem {
+/** A run awaiting approval as an inbox shows it (the API's and the web UI's). */
+export function inboxItem(view: RunView): InboxItem {
   const open = view.openApproval!;
   const rollback = open.subject === 'rollback' ? view.rollbacks.at(-1) : undefined;
   return {

@@ -11,7 +11,24 @@ export interface ClaimsMapping {
   nameClaim?: string | undefined;
 }
 
-export type ClaimsIdentity = { ok: true; identity: Identity; ignoredRoles: string[] } | { ok: false; reason: string };
+/**
+ * Where a signed-in person's roles come from, kept in the session: the roles the provider's claim
+ * granted at sign-in, and the keys (`sub`, verified email) under which the role map may grant more.
+ * The role map is consulted again on every request, so an entry removed from it takes effect at once.
+ */
+export interface RoleSources {
+  claimRoles: Role[];
+  roleMapKeys: string[];
+}
+
+export type ClaimsIdentity = { ok: true; identity: Identity; sources: RoleSources; ignoredRoles: string[] } | { ok: false; reason: string };
+
+/** The roles granted by the claim and by the role map as it is now, in Cordon's order. */
+export function rolesFrom(sources: RoleSources, roleMap: ClaimsMapping['roleMap']): Role[] {
+  const known = new Set<Role>(sources.claimRoles);
+  for (const key of sources.roleMapKeys) if (Object.hasOwn(roleMap, key)) for (const role of roleMap[key] ?? []) known.add(role);
+  return Role.options.filter((r) => known.has(r));
+}
 
 function claimAt(claims: Readonly<Record<string, unknown>>, path: string): unknown {
   if (Object.hasOwn(claims, path)) return claims[path];
@@ -32,8 +49,9 @@ function stringsOf(value: unknown): string[] {
 /**
  * The identity the claims describe. The name comes from `nameClaim` (default `sub`) and must be a
  * plain identity name; roles are the union of the roles claim and the role map's entries for the
- * subject and the email. Role names Cordon does not know are ignored (and returned, for the log),
- * so an identity may have no role at all: it can sign in and sees nothing it could act on.
+ * subject and the email (`sources` says which, for the session). Role names Cordon does not know
+ * are ignored (and returned, for the log), so an identity may have no role at all: it can sign in
+ * and sees nothing it could act on.
  */
 export function identityFromClaims(claims: Readonly<Record<string, unknown>>, mapping: ClaimsMapping): ClaimsIdentity {
   const nameClaim = mapping.nameClaim ?? 'sub';
@@ -45,19 +63,18 @@ export function identityFromClaims(claims: Readonly<Record<string, unknown>>, ma
       reason: typeof rawName === 'string' ? `the "${nameClaim}" claim is not a plain identity name` : `the provider sent no "${nameClaim}" claim`,
     };
   }
-  const granted = stringsOf(claimAt(claims, mapping.rolesClaim));
-  const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
-  const email = typeof claims.email === 'string' && claims.email_verified !== false ? claims.email : undefined;
-  for (const key of [sub, email]) {
-    if (key !== undefined && Object.hasOwn(mapping.roleMap, key)) granted.push(...(mapping.roleMap[key] ?? []));
-  }
-  const known = new Set<Role>();
+  const claimRoles = new Set<Role>();
   const ignoredRoles: string[] = [];
-  for (const role of granted) {
+  for (const role of stringsOf(claimAt(claims, mapping.rolesClaim))) {
     const parsed = Role.safeParse(role);
-    if (parsed.success) known.add(parsed.data);
+    if (parsed.success) claimRoles.add(parsed.data);
     else if (!ignoredRoles.includes(role)) ignoredRoles.push(role);
   }
-  const roles = Role.options.filter((r) => known.has(r));
-  return { ok: true, identity: { name: name.data, roles }, ignoredRoles };
+  const sub = typeof claims.sub === 'string' ? claims.sub : undefined;
+  const email = typeof claims.email === 'string' && claims.email_verified !== false ? claims.email : undefined;
+  const sources: RoleSources = {
+    claimRoles: Role.options.filter((r) => claimRoles.has(r)),
+    roleMapKeys: [...new Set([sub, email].filter((key): key is string => key !== undefined && key.length <= 320))],
+  };
+  return { ok: true, identity: { name: name.data, roles: rolesFrom(sources, mapping.roleMap) }, sources, ignoredRoles };
 }

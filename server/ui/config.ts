@@ -15,6 +15,11 @@ export interface UiConfig {
     rolesClaim: string;
     /** Roles by subject or email, for providers that carry no roles claim. */
     roleMap: Readonly<Record<string, Role[]>>;
+    /**
+     * The file `roleMap` was read from: read again whenever it changes, so that a role taken away
+     * there is gone on the person's next request (sign-in or not). Without it, `roleMap` is fixed.
+     */
+    roleMapFile?: string;
     /** Allow http:// issuers (tests and the embedded default only). */
     allowInsecureIssuer: boolean;
     /**
@@ -29,7 +34,7 @@ export interface UiConfig {
   devSignIn: boolean;
   /** The identities the dev sign-in offers, with their roles (from the dev identities file); required when `devSignIn`. */
   devIdentities?: Readonly<Record<string, readonly Role[]>>;
-  /** How long a sign-in lasts, in seconds (default 8 hours). */
+  /** How long a sign-in lasts, in seconds (default 8 hours): it bounds how long roles from the provider's claim may be stale. */
   sessionTtlSeconds?: number;
 }
 

@@ -3,7 +3,7 @@
 // kept; a failed discovery is retried on the next sign-in.
 import * as client from 'openid-client';
 import type { FastifyBaseLogger } from 'fastify';
-import { identityFromClaims, type ClaimsIdentity } from './claims.js';
+import { identityFromClaims, type ClaimsIdentity, type ClaimsMapping } from './claims.js';
 import type { UiConfig } from './config.js';
 
 /** What a sign-in in progress keeps in the session until the provider redirects back. */
@@ -29,8 +29,11 @@ export interface OidcSignIn {
 
 type OidcOptions = NonNullable<UiConfig['oidc']>;
 
-/** An OIDC relying party for the UI; `redirectUri` is the public URL of `/ui/auth/callback`. */
-export function createOidcSignIn(options: OidcOptions, redirectUri: string, log: FastifyBaseLogger): OidcSignIn {
+/**
+ * An OIDC relying party for the UI; `redirectUri` is the public URL of `/ui/auth/callback`, and
+ * `roleMap` answers the role map as it is now.
+ */
+export function createOidcSignIn(options: OidcOptions, redirectUri: string, roleMap: () => Promise<ClaimsMapping['roleMap']>, log: FastifyBaseLogger): OidcSignIn {
   let discovered: Promise<client.Configuration> | undefined;
   const configuration = () => {
     discovered ??= client
@@ -88,7 +91,7 @@ export function createOidcSignIn(options: OidcOptions, redirectUri: string, log:
           log.warn({ err: error }, 'OIDC userinfo failed; using the ID token claims only');
         }
       }
-      const result = identityFromClaims(claims, { rolesClaim: options.rolesClaim, roleMap: options.roleMap, nameClaim: options.nameClaim });
+      const result = identityFromClaims(claims, { rolesClaim: options.rolesClaim, roleMap: await roleMap(), nameClaim: options.nameClaim });
       if (result.ok && result.ignoredRoles.length > 0) log.info({ user: result.identity.name, ignoredRoles: result.ignoredRoles }, 'OIDC roles Cordon does not know were ignored');
       return result;
     },

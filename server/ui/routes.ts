@@ -4,20 +4,26 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApprovalVerdict, CordonError, httpStatusOf, PlanDigest, RunId, type Identity } from '../../domain/index.js';
+import { ApprovalVerdict, CordonError, httpStatusOf, PlanDigest, RunId, type ErrorType, type Identity } from '../../domain/index.js';
 import { playbooks } from '../../playbooks/registry.js';
 import type { ServerContext } from '../app.js';
-import { mayDecide } from '../routes/runs.js';
+import { inboxItem, mayDecide } from '../routes/runs.js';
+import { rolesFrom } from './claims.js';
 import { isLoopbackUrl, type UiConfig } from './config.js';
 import { getRun, listRuns, RunFilters, runsAwaitingApproval } from '../run-queries.js';
 import type { Html } from './html.js';
+import { roleMapReader, type RoleMap } from './load.js';
 import { createOidcSignIn, describeOidcError, PENDING_LOGIN_TTL_MS } from './oidc.js';
-import { currentIdentity, DEFAULT_SESSION_TTL_SECONDS, registerSession, signIn, takeFlash, type Flash } from './session.js';
+import { DEFAULT_SESSION_TTL_SECONDS, registerSession, sessionSignIn, signIn, takeFlash, type Flash } from './session.js';
 import { STYLESHEET } from './style.js';
 import { devLoginPage, errorPage, inboxPage, loginPage, runPage, runsPage, statusLabel, type PageContext } from './views.js';
 
 /** The Content-Security-Policy of every UI response: no script at all, styles from our stylesheet only. */
 export const UI_CSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/** The decision route, and the prefix the UI is registered under (`routeOptions.url` is the two joined). */
+const DECISION_ROUTE = '/runs/:runId/decision';
+const UI_PREFIX = '/ui';
 
 /** How many runs the runs list shows. */
 const LIST_LIMIT = 100;
@@ -42,7 +48,7 @@ export const uiRoutes: FastifyPluginAsyncZod<ServerContext> = async (app, deps) 
     if (!isLoopbackUrl(publicUrl)) throw new Error(`the development sign-in is for the embedded default only; the public URL ${ui.publicUrl} is not a loopback address`);
     if (!ui.devIdentities || Object.keys(ui.devIdentities).length === 0) throw new Error('the development sign-in needs the dev identities (ui.devIdentities)');
   }
-  await app.register((scope) => registerUi(scope, deps, ui, publicUrl), { prefix: '/ui' });
+  await app.register((scope) => registerUi(scope, deps, ui, publicUrl), { prefix: UI_PREFIX });
 };
 
 async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfig, publicUrl: URL): Promise<void> {
@@ -50,20 +56,69 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
   const root = `${publicUrl.origin}${publicUrl.pathname.replace(/\/+$/, '')}`;
   const uiPath = `${publicUrl.pathname.replace(/\/+$/, '')}/ui`;
   const ttlSeconds = ui.sessionTtlSeconds ?? DEFAULT_SESSION_TTL_SECONDS;
-  const oidc = ui.oidc ? createOidcSignIn(ui.oidc, `${root}/ui/auth/callback`, deps.log) : undefined;
+  const fixedRoleMap = ui.oidc?.roleMap ?? {};
+  const roleMap: () => Promise<RoleMap> = ui.oidc?.roleMapFile ? roleMapReader(ui.oidc.roleMapFile, fixedRoleMap, deps.log) : async () => fixedRoleMap;
+  const oidc = ui.oidc ? createOidcSignIn(ui.oidc, `${root}/ui/auth/callback`, roleMap, deps.log) : undefined;
+  const devIdentities = ui.devSignIn ? ui.devIdentities : undefined;
 
   await registerSession(app, { secret: ui.sessionSecret, path: uiPath, secure: publicUrl.protocol === 'https:', ttlSeconds });
 
-  app.addHook('onRequest', async (_request, reply) => {
+  /**
+   * Who is signed in, with their roles as they are now: an OIDC sign-in's roles are the claim's (as
+   * of the sign-in, which the session TTL bounds) and the role map's as it is now; a dev sign-in's
+   * are the dev identity's. Resolved once per request, before any check, so that a role taken away
+   * counts from the next request on: for the pages and for every decision.
+   */
+  const signedInAs = new WeakMap<FastifyRequest, Identity>();
+  const resolveIdentity = async (request: FastifyRequest): Promise<Identity | undefined> => {
+    const session = sessionSignIn(request, ttlSeconds);
+    if (!session) return undefined;
+    if (session.via === 'dev') {
+      const roles = devIdentities && Object.hasOwn(devIdentities, session.identity.name) ? devIdentities[session.identity.name] : undefined;
+      return roles ? { name: session.identity.name, roles: [...roles] } : undefined;
+    }
+    if (!ui.oidc) return undefined;
+    return { name: session.identity.name, roles: rolesFrom(session.sources, await roleMap()) };
+  };
+
+  app.addHook('onRequest', async (request, reply) => {
     reply.header('content-security-policy', UI_CSP);
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
     reply.header('x-frame-options', 'DENY');
     reply.header('cross-origin-opener-policy', 'same-origin');
     reply.header('cache-control', 'no-store');
+    const identity = await resolveIdentity(request);
+    if (identity) signedInAs.set(request, identity);
   });
 
-  const identityOf = (request: FastifyRequest) => currentIdentity(request, ttlSeconds);
+  const identityOf = (request: FastifyRequest): Identity | undefined => signedInAs.get(request);
+  const path = (request: FastifyRequest) => request.url.split('?')[0] ?? '';
+  const isDecision = (request: FastifyRequest) => request.method === 'POST' && request.routeOptions.url === `${UI_PREFIX}${DECISION_ROUTE}`;
+
+  /**
+   * A refused POST. From a signed-in person, a decision attempt is written to the ledger (channel
+   * `web`); from nobody, it is only logged as a security warning: a stranger must not be able to
+   * grow the ledger. A failed CSRF or origin check is a security warning either way.
+   */
+  const refusedPost = async (request: FastifyRequest, reason: ErrorType, check: string, message: string): Promise<void> => {
+    const identity = identityOf(request);
+    const fields = { channel: 'web', check, reason, path: path(request), user: identity?.name ?? null, ip: request.ip };
+    if (!identity || check === 'csrf' || check === 'origin') request.log.warn({ security: true, ...fields }, `UI: POST refused (${check})`);
+    else request.log.info(fields, `UI: POST refused (${check})`);
+    if (!identity || !isDecision(request)) return;
+    const body = (request.body ?? {}) as Record<string, unknown>;
+    await deps.approvals.recordRefusal({
+      actor: identity.name,
+      channel: 'web',
+      runId: (request.params as { runId?: string }).runId,
+      decision: body.decision,
+      planDigest: body.planDigest,
+      reason,
+      message,
+      details: { check },
+    });
+  };
   const context = (request: FastifyRequest, reply: FastifyReply, extra: { flash?: Flash | undefined; csrf?: boolean } = {}): PageContext => {
     const identity = identityOf(request);
     return { ui: uiPath, identity, csrf: identity || extra.csrf ? reply.generateCsrf() : undefined, devSignIn: ui.devSignIn, flash: extra.flash };
@@ -89,24 +144,31 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
     const origin = request.headers.origin;
     // Origin is "null" on our own forms: the pages' Referrer-Policy is no-referrer.
     if ((typeof site === 'string' && site !== 'same-origin' && site !== 'none') || (typeof origin === 'string' && origin !== 'null' && origin !== publicUrl.origin)) {
-      request.log.warn({ origin, site }, 'UI: cross-site POST refused');
+      const from = typeof origin === 'string' ? `Origin ${origin.slice(0, 200)}` : `Sec-Fetch-Site ${String(site).slice(0, 50)}`;
+      await refusedPost(request, 'Forbidden', 'origin', `the form was not sent from a Cordon page (${from})`);
       return fail(request, reply, 403, 'Forbidden', 'This form was not sent from a Cordon page.');
     }
     return undefined;
   };
   const signedIn = async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!identityOf(request)) return fail(request, reply, 403, 'Not signed in', 'Sign in before deciding on a run.');
+    if (!identityOf(request)) {
+      await refusedPost(request, 'Unauthenticated', 'session', 'no signed-in session');
+      return fail(request, reply, 403, 'Not signed in', 'Sign in before deciding on a run.');
+    }
     return undefined;
   };
   const csrf = app.csrfProtection.bind(app);
 
-  app.setErrorHandler((error: Error & { code?: string; statusCode?: number }, request, reply) => {
+  app.setErrorHandler(async (error: Error & { code?: string; statusCode?: number }, request, reply) => {
     if (typeof error.code === 'string' && error.code.startsWith('FST_CSRF_')) {
-      request.log.warn({ url: request.url, code: error.code }, 'UI: POST without a valid CSRF token refused');
+      await refusedPost(request, 'Forbidden', 'csrf', `no valid CSRF token for the session (${error.code})`);
       return fail(request, reply, 403, 'Forbidden', 'This form has no valid token for your session: reload the page and try again.');
     }
     if (error instanceof CordonError) return fail(request, reply, httpStatusOf(error.type), error.type, error.message);
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return fail(request, reply, error.statusCode, 'Bad request', error.message);
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      if (request.method === 'POST') await refusedPost(request, error.statusCode === 413 ? 'PayloadTooLarge' : 'InvalidRequest', 'request', error.message);
+      return fail(request, reply, error.statusCode, 'Bad request', error.message);
+    }
     request.log.error({ err: error }, 'UI: unhandled error');
     return fail(request, reply, 500, 'Something went wrong', 'Cordon could not show this page; the error is in the API log.');
   });
@@ -120,7 +182,7 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
   app.get('/', { schema: { hide: true } }, async (request, reply) => {
     const identity = identityOf(request);
     if (!identity) return toLogin(request, reply);
-    const runs = identity.roles.length === 0 ? [] : (await runsAwaitingApproval(deps)).filter((view) => mayDecide(view, identity));
+    const runs = identity.roles.length === 0 ? [] : (await runsAwaitingApproval(deps)).filter((view) => mayDecide(view, identity)).map(inboxItem);
     return send(reply, 200, inboxPage(context(request, reply, { flash: takeFlash(request) }), runs));
   });
 
@@ -162,14 +224,21 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
   // the run page (303) with the workflow's answer. Refused: the run page with the reason, answered
   // with the refusal's status (403 separation of duties, 409 stale plan, ...).
   app.post<{ Params: { runId: string } }>(
-    '/runs/:runId/decision',
+    DECISION_ROUTE,
     { schema: { hide: true }, preValidation: [sameOrigin, csrf, signedIn] },
     async (request, reply) => {
       const identity = identityOf(request)!;
       const runId = RunId.safeParse(request.params.runId);
-      if (!runId.success) return fail(request, reply, 404, 'No such run', `There is no run ${request.params.runId}.`);
+      if (!runId.success) {
+        await refusedPost(request, 'NotFound', 'run', 'the run id is malformed');
+        return fail(request, reply, 404, 'No such run', `There is no run ${request.params.runId}.`);
+      }
       const form = DecisionForm.safeParse(request.body ?? {});
-      if (!form.success) return fail(request, reply, 400, 'Bad request', form.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+      if (!form.success) {
+        const problem = form.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+        await refusedPost(request, 'InvalidRequest', 'form', problem);
+        return fail(request, reply, 400, 'Bad request', problem);
+      }
       const { decision, planDigest, comment } = form.data;
       const outcome = await deps.approvals.decide(runId.data, identity, { decision, planDigest, comment, channel: 'web' });
       if (outcome.ok) {
@@ -230,13 +299,12 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
         request.log.warn({ reason: result.reason }, 'UI: OIDC identity refused');
         return send(reply, 403, loginPage(context(request, reply), { oidc: true, next: pending.returnTo, problem: `Signed in at the provider, but Cordon cannot use this account: ${result.reason}.` }));
       }
-      signIn(request, result.identity, 'oidc');
+      signIn(request, result.identity, { oidc: result.sources });
       request.log.info({ user: result.identity.name, roles: result.identity.roles }, 'UI: signed in (OIDC)');
       return reply.redirect(returnTo(pending.returnTo), 303);
     });
   }
 
-  const devIdentities = ui.devSignIn ? ui.devIdentities : undefined;
   if (devIdentities) {
     app.get('/dev-login', { schema: { hide: true } }, async (request, reply) => {
       const next = returnTo((request.query as Record<string, unknown>).next);
@@ -248,7 +316,7 @@ async function registerUi(app: FastifyInstance, deps: ServerContext, ui: UiConfi
       const name = typeof body.name === 'string' && Object.hasOwn(devIdentities, body.name) ? body.name : undefined;
       if (!name) return fail(request, reply, 400, 'Unknown identity', 'Pick one of the development identities.');
       const identity: Identity = { name, roles: [...(devIdentities[name] ?? [])] };
-      signIn(request, identity, 'dev');
+      signIn(request, identity, { dev: true });
       request.log.info({ user: name, roles: identity.roles }, 'UI: signed in (development sign-in)');
       return reply.redirect(returnTo(body.next), 303);
     });

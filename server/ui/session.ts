@@ -5,7 +5,9 @@ import { hkdfSync } from 'node:crypto';
 import csrfProtection from '@fastify/csrf-protection';
 import secureSession from '@fastify/secure-session';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Identity } from '../../domain/index.js';
+import { z } from 'zod';
+import { Identity, Role } from '../../domain/index.js';
+import type { RoleSources } from './claims.js';
 import type { PendingLogin } from './oidc.js';
 
 /** A one-time message shown on the next page. */
@@ -16,9 +18,11 @@ export interface Flash {
 
 declare module '@fastify/secure-session' {
   interface SessionData {
-    /** Who is signed in, with the roles they had when they signed in. */
+    /** Who is signed in, with the roles they had when they signed in (shown roles are resolved again on each request). */
     identity: Identity;
     via: 'oidc' | 'dev';
+    /** An OIDC sign-in's role sources: the claim's roles then, and the keys into the role map as it is now. */
+    roleSources: RoleSources;
     /** When they signed in (ms since the epoch); the sign-in ends after the session TTL, however active. */
     signedInAt: number;
     login: PendingLogin;
@@ -60,21 +64,32 @@ export async function registerSession(app: FastifyInstance, options: SessionOpti
   });
 }
 
-/** The signed-in identity, or undefined when nobody is signed in or the sign-in has expired. */
-export function currentIdentity(request: FastifyRequest, ttlSeconds: number): Identity | undefined {
+const SessionRoleSources = z.strictObject({ claimRoles: z.array(Role).max(8), roleMapKeys: z.array(z.string().max(320)).max(4) });
+
+/** Who the session says is signed in, and how, or undefined when nobody is or the sign-in has expired. */
+export function sessionSignIn(
+  request: FastifyRequest,
+  ttlSeconds: number,
+): { identity: Identity; via: 'dev' } | { identity: Identity; via: 'oidc'; sources: RoleSources } | undefined {
   // Absent only if a request failed before the session hook ran.
   if (!(request.session as typeof request.session | null)) return undefined;
   const signedInAt = request.session.get('signedInAt');
   if (typeof signedInAt !== 'number' || Date.now() - signedInAt > ttlSeconds * 1000) return undefined;
-  const parsed = Identity.safeParse(request.session.get('identity'));
-  return parsed.success ? parsed.data : undefined;
+  const identity = Identity.safeParse(request.session.get('identity'));
+  if (!identity.success) return undefined;
+  const via = request.session.get('via');
+  if (via === 'dev') return { identity: identity.data, via };
+  if (via !== 'oidc') return undefined;
+  const sources = SessionRoleSources.safeParse(request.session.get('roleSources'));
+  return sources.success ? { identity: identity.data, via, sources: sources.data } : undefined;
 }
 
 /** Starts a fresh session for `identity`: everything before (a pending sign-in, the CSRF secret) is dropped. */
-export function signIn(request: FastifyRequest, identity: Identity, via: 'oidc' | 'dev'): void {
+export function signIn(request: FastifyRequest, identity: Identity, via: { dev: true } | { oidc: RoleSources }): void {
   request.session.regenerate();
   request.session.set('identity', identity);
-  request.session.set('via', via);
+  request.session.set('via', 'dev' in via ? 'dev' : 'oidc');
+  if ('oidc' in via) request.session.set('roleSources', via.oidc);
   request.session.set('signedInAt', Date.now());
 }
 

@@ -1,7 +1,8 @@
 // The UI's pages, as functions from data to HTML. Every value reaches the page through `html`, which
 // escapes it; there is no script on any page.
-import { actionChange, isTerminal, RunStatus, type Identity, type JournalEntry, type Role, type RunAction, type RunSummary, type RunView } from '../../domain/index.js';
+import { actionChange, ApprovalStage, isTerminal, RunStatus, type Identity, type JournalEntry, type Role, type RunAction, type RunSummary, type RunView } from '../../domain/index.js';
 import { Severity } from '../../domain/alert.js';
+import type { InboxItem } from '../routes/runs.js';
 import { html, type Html, type HtmlValue } from './html.js';
 import type { Flash } from './session.js';
 
@@ -143,23 +144,35 @@ function runLink(ctx: PageContext, runId: string): Html {
   return html`<a class="mono" href="${ctx.ui}/runs/${runId}">${runId}</a>`;
 }
 
-function subjectOf(view: RunView): string {
-  return view.alert.subject.userName ?? view.alert.subject.id ?? '';
+/** How an approval stage reads in the inbox and on the run page. */
+export const STAGE_LABELS: Record<ApprovalStage, string> = {
+  waiting: 'waiting',
+  reminded_50: 'reminded: 50% of the window passed',
+  reminded_80: 'expiring: reminded at 80% of the window',
+  escalated: 'escalated',
+  approved: 'approved',
+};
+
+function stageLabel(stage: string | null): Html {
+  if (stage === null) return html`<span class="muted">—</span>`;
+  const parsed = ApprovalStage.safeParse(stage);
+  const tone: Tone = stage === 'reminded_80' || stage === 'escalated' ? 'bad' : stage === 'reminded_50' ? 'wait' : 'neutral';
+  return html`<span class="badge ${tone}" data-stage="${stage}">${parsed.success ? STAGE_LABELS[parsed.data] : stage}</span>`;
 }
 
-/** The inbox: runs awaiting the signed-in person's decision. */
-export function inboxPage(ctx: PageContext, runs: readonly RunView[]): Html {
+/** The inbox: runs (and rollbacks) awaiting the signed-in person's decision, with where each approval stands. */
+export function inboxPage(ctx: PageContext, runs: readonly InboxItem[]): Html {
   const identity = ctx.identity!;
   const body =
     identity.roles.length === 0
       ? html`<p data-testid="no-role">Your account has no Cordon role, so there is nothing for you to decide or see here. Ask an administrator for one.</p>`
       : runs.length === 0
         ? html`<p class="muted" data-testid="inbox-empty">Nothing awaits your decision.</p>`
-        : html`<table data-testid="inbox"><thead><tr><th>Run</th><th>Alert</th><th>Subject</th><th>Requested by</th><th>Actions</th><th>Approvals</th><th>Expires</th></tr></thead><tbody>
+        : html`<table data-testid="inbox"><thead><tr><th>Run</th><th>Alert</th><th>Subject</th><th>Requested by</th><th>Actions</th><th>Approvals</th><th>Stage</th><th>Expires</th></tr></thead><tbody>
 ${runs.map(
-  (view) => html`<tr data-run="${view.runId}"><td>${runLink(ctx, view.runId)}</td><td>${view.alert.kind} <span class="muted">(${view.alert.severity}, ${view.alert.source})</span></td>
-<td>${subjectOf(view)}</td><td>${view.requestedBy}</td><td>${view.plan?.actions.length ?? 0}</td>
-<td>${view.approvals.filter((a) => a.decision === 'approve').length} of ${view.decision?.requiredApprovals ?? 0}</td><td>${formatTime(view.decision?.approvalExpiresAt)}</td></tr>`,
+  (item) => html`<tr data-run="${item.runId}"><td>${runLink(ctx, item.runId)}${item.subject === 'rollback' ? html` <span class="muted">(rollback)</span>` : ''}</td><td>${item.alert.kind} <span class="muted">(${item.alert.severity}, ${item.alert.source})</span></td>
+<td>${item.alert.subject}</td><td>${item.requestedBy}</td><td>${item.actions}</td>
+<td>${item.approvals} of ${item.required}</td><td>${stageLabel(item.stage)}</td><td>${formatTime(item.expiresAt)}</td></tr>`,
 )}</tbody></table>`;
   return layout(ctx, 'Inbox', html`<h1>Awaiting your decision</h1><section>${body}</section>`);
 }
@@ -366,7 +379,7 @@ ${options.refusal ? html`<div class="flash error" role="alert" data-testid="refu
                 ['approvals needed', html`${d.requiredApprovals} from ${d.approverRoles.join(', ')}`],
                 ['rejection rule', d.rejectionRule],
                 ['approval expires', formatTime(d.approvalExpiresAt)],
-                ['approval stage', d.approvalStage ?? '—'],
+                ['approval stage', stageLabel(d.approvalStage)],
                 ['escalation', d.escalation ? `after ${formatDuration(d.escalation.afterMs)} to ${d.escalation.roles.join(', ')}` : 'none'],
               ] as [string, HtmlValue][])
             : []),

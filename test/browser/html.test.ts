@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { RunAction, RunView } from '../../domain/index.js';
 import { RunFilters, visibilityQuery } from '../../server/run-queries.js';
 import { escapeHtml, html, isHtml, join } from '../../server/ui/html.js';
-import { changedObjects, describeChange, formatDuration, formatTime, whyNoDecision } from '../../server/ui/views.js';
+import type { InboxItem } from '../../server/routes/runs.js';
+import { changedObjects, describeChange, formatDuration, formatTime, inboxPage, STAGE_LABELS, whyNoDecision } from '../../server/ui/views.js';
 
 describe('html', () => {
   it('escapes every interpolated string: markup, both quotes and ampersands', () => {
@@ -105,6 +106,43 @@ describe('run page helpers', () => {
     const rollback = { ...view, openApproval: { ...view.openApproval!, subject: 'rollback' as const, requestedBy: 'olga', approvals: [] } };
     expect(whyNoDecision(rollback, { name: 'olga', roles: ['operator', 'approver'] })).toMatch(/You requested this rollback/);
     expect(whyNoDecision(rollback, { name: 'alice', roles: ['approver'] })).toBeUndefined();
+  });
+});
+
+describe('the inbox page', () => {
+  const item = (stage: string | null, subject: 'plan' | 'rollback' = 'plan'): InboxItem => ({
+    runId: `run_${'1'.repeat(32)}`,
+    playbook: 'deprovision-account',
+    alert: { source: 'siem', kind: 'account.orphaned', severity: 'critical', subject: 'jo<smith>' },
+    requestedBy: 'alice',
+    subject,
+    planDigest: 'a'.repeat(64),
+    actions: 3,
+    approvals: 1,
+    required: 2,
+    approverRoles: ['approver'],
+    stage,
+    expiresAt: '2025-05-01T12:00:00Z',
+  });
+  const ctx = { ui: '/ui', identity: { name: 'bob', roles: ['approver' as const] }, csrf: 't', devSignIn: false };
+  const row = (page: string) => /<tr data-run=[\s\S]*?<\/tr>/.exec(page)?.[0].replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ') ?? '';
+
+  it('shows each approval stage in words, the 80% reminder as expiring, with the approvals so far and the deadline', () => {
+    expect(Object.keys(STAGE_LABELS)).toEqual(['waiting', 'reminded_50', 'reminded_80', 'escalated', 'approved']);
+    for (const [stage, words] of [['waiting', 'waiting'], ['reminded_50', 'reminded: 50%'], ['reminded_80', 'expiring'], ['escalated', 'escalated']] as const) {
+      const page = inboxPage(ctx, [item(stage)]).value;
+      expect(page).toContain(`data-stage="${stage}"`);
+      expect(row(page)).toContain(words);
+    }
+    const page = inboxPage(ctx, [item('reminded_80')]).value;
+    expect(row(page)).toContain('1 of 2');
+    expect(row(page)).toContain('2025-05-01 12:00:00 UTC');
+    expect(page).toContain('jo&lt;smith&gt;');
+  });
+
+  it('marks a rollback, shows a dash for a run without a stage, and says when nothing awaits', () => {
+    expect(row(inboxPage(ctx, [item(null, 'rollback')]).value)).toMatch(/\(rollback\).*—/);
+    expect(inboxPage(ctx, []).value).toContain('data-testid="inbox-empty"');
   });
 });
 

@@ -1,20 +1,29 @@
 // The web UI in a real browser (Playwright driving Debian's Chromium) against a real OIDC provider
 // (oidc-provider, in this process), a real Temporal dev server, worker and scim2-server: people sign
 // in at the provider, find a privileged run in their inbox, approve it to quorum and watch it execute;
-// the requester gets no form, and forged or hand-made POSTs are refused with 403.
+// the requester gets no form, and forged or hand-made POSTs are refused with 403 (and written to the
+// ledger when a signed-in person sent them). The UI is configured as in production, from the
+// environment and its files (config/config.ts, server/ui/load.ts).
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config/config.js';
 import { freePort } from '../../dev/processes.js';
 import type { RunView } from '../../domain/index.js';
 import { buildServer, type CordonServer } from '../../server/app.js';
 import { identityStore } from '../../server/identities.js';
 import type { UiConfig } from '../../server/ui/config.js';
+import { loadUiConfig } from '../../server/ui/load.js';
 import { UI_CSP } from '../../server/ui/routes.js';
 import { testSigningKey } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
-import { startOidcProvider, TEST_ROLE_MAP, TEST_SCOPES, type TestOidcProvider } from '../support/oidc.js';
+import { startOidcProvider, subjectOf, TEST_ROLE_MAP, TEST_SCOPES, type TestOidcProvider } from '../support/oidc.js';
 import { alertFor, quietLog, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 /** Debian's Chromium (apt-get install chromium); Playwright's own browsers are never downloaded. */
@@ -23,10 +32,12 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 /** Every wait in this file is bounded by this (ms). */
 const WAIT_MS = 20_000;
 
-// API tokens, for sending alerts: alice sends the alert she must not approve herself.
-const tokens = { alice: `tok_alice_${randomBytes(16).toString('hex')}`, oscar: `tok_oscar_${randomBytes(16).toString('hex')}` };
+// API tokens, for sending alerts (alice sends the alert she must not approve herself) and for bob,
+// who decides from the API as well as on the web: the same person on both channels.
+const tokens = { alice: `tok_alice_${randomBytes(16).toString('hex')}`, oscar: `tok_oscar_${randomBytes(16).toString('hex')}`, bob: `tok_bob_${randomBytes(16).toString('hex')}` };
 const identities = identityStore({
   alice: { token: tokens.alice, roles: ['soc', 'approver'] },
+  bob: { token: tokens.bob, roles: ['approver'] },
   oscar: { token: tokens.oscar, roles: ['operator'] },
 });
 
@@ -37,6 +48,10 @@ let app: CordonServer;
 let baseUrl: string;
 let browser: Browser;
 const contexts: BrowserContext[] = [];
+/** The OIDC role map file the API reads (and reads again when it changes). */
+let roleMapFile: string;
+/** The API's log lines (warnings and above). */
+const logLines: string[] = [];
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is not installed: apt-get install -y chromium (the web UI tests drive it)`);
@@ -45,20 +60,34 @@ beforeAll(async () => {
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
   oidc = await startOidcProvider({ redirectUris: [`${baseUrl}/ui/auth/callback`] });
-  const ui: UiConfig = {
-    publicUrl: baseUrl,
-    sessionSecret: randomBytes(32),
-    devSignIn: false,
-    oidc: {
-      issuer: oidc.issuer,
-      clientId: oidc.clientId,
-      clientSecret: oidc.clientSecret,
-      rolesClaim: 'roles',
-      roleMap: { 'oscar@example.test': [...TEST_ROLE_MAP['oscar@example.test']] },
-      allowInsecureIssuer: true,
-      scopes: TEST_SCOPES,
+  const dir = await mkdtemp(join(tmpdir(), 'cordon-ui-'));
+  roleMapFile = join(dir, 'oidc-role-map.json');
+  await writeFile(join(dir, 'ui-session.key'), randomBytes(32).toString('hex'));
+  await writeFile(join(dir, 'oidc-client.secret'), oidc.clientSecret);
+  await writeFile(roleMapFile, JSON.stringify(TEST_ROLE_MAP));
+  // The provider names people by an opaque sub; Cordon names them by their login, as the API does.
+  const config = loadConfig(
+    {
+      CORDON_DATA_DIR: dir,
+      CORDON_PUBLIC_URL: baseUrl,
+      CORDON_OIDC_ISSUER: oidc.issuer,
+      CORDON_OIDC_CLIENT_ID: oidc.clientId,
+      CORDON_OIDC_CLIENT_SECRET_FILE: join(dir, 'oidc-client.secret'),
+      CORDON_OIDC_ROLE_MAP_FILE: roleMapFile,
+      CORDON_OIDC_SCOPES: TEST_SCOPES.join(' '),
+      CORDON_OIDC_NAME_CLAIM: 'preferred_username',
+      CORDON_UI_SESSION_TTL: '1h',
     },
-  };
+    dir,
+  );
+  const ui = await loadUiConfig(config);
+  expect(ui).toMatchObject({ sessionTtlSeconds: 3600, oidc: { scopes: [...TEST_SCOPES], nameClaim: 'preferred_username', roleMapFile, allowInsecureIssuer: true } });
+  const capture = new Writable({
+    write(chunk, _encoding, done) {
+      logLines.push(String(chunk));
+      done();
+    },
+  });
   app = await buildServer({
     temporal: env.client,
     taskQueue: env.taskQueue,
@@ -67,7 +96,7 @@ beforeAll(async () => {
     identities,
     approvalSigner: testSigningKey,
     ui,
-    log: quietLog,
+    log: pino({ level: 'warn' }, capture),
   });
   await app.listen({ host: '127.0.0.1', port });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -211,7 +240,7 @@ describe('a privileged run, approved to quorum in the browser', () => {
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(0);
   });
 
-  it('shows the requester no approve or reject button, and refuses her forged and hand-made POSTs with 403', async () => {
+  it('shows the requester no approve or reject button, and refuses her forged and hand-made POSTs with 403 (400 for a bad form), each in the ledger', async () => {
     const page = await signIn('alice');
     expect(await page.locator(`tr[data-run="${runId}"]`).count()).toBe(0);
     await page.goto(`/ui/runs/${runId}`);
@@ -228,7 +257,11 @@ describe('a privileged run, approved to quorum in the browser', () => {
     const foreign = await page.request.post(url, { form: { ...form, _csrf: token! }, headers: { origin: 'http://evil.example' } });
     expect([foreign.status(), await foreign.text()]).toEqual([403, expect.stringContaining('not sent from a Cordon page')]);
     const stranger = await newPage();
+    const warningsBefore = logLines.length;
     expect((await stranger.request.post(`${baseUrl}${url}`, { form: { ...form, _csrf: token! } })).status()).toBe(403);
+    // A form that does not parse, with her valid token.
+    const invalid = await page.request.post(url, { form: { decision: 'maybe', planDigest, _csrf: token! } });
+    expect([invalid.status(), await invalid.text()]).toEqual([400, expect.stringContaining('decision')]);
     // Hand-made with her own valid token: the approval service refuses it (separation of duties).
     const own = await page.request.post(url, { form: { ...form, _csrf: token!, comment: 'my own run' } });
     expect(own.status()).toBe(403);
@@ -237,9 +270,21 @@ describe('a privileged run, approved to quorum in the browser', () => {
     const after = await run(runId);
     expect(after.status).toBe('awaiting_approval');
     expect(after.approvals.map((a) => [a.approver, a.decision, a.channel])).toEqual([['bob', 'approve', 'web']]);
-    // Only the POST that reached the approval service is a refusal in the ledger; the forged ones never got that far.
+    // Every POST from her session is a refusal in the ledger, with the check that failed; the stranger's, sent with no session, is not.
     const refused = (await env.ledger.entries({ runId })).filter((e) => e.kind === 'approval.refused');
-    expect(refused.map((e) => [e.actor, e.data.channel, e.data.reason])).toEqual([['alice', 'web', 'SeparationOfDuties']]);
+    expect(refused.map((e) => [e.actor, e.data.channel, e.data.decision, e.data.reason, e.data.check ?? null])).toEqual([
+      ['alice', 'web', 'approve', 'Forbidden', 'csrf'],
+      ['alice', 'web', 'approve', 'Forbidden', 'csrf'],
+      ['alice', 'web', 'approve', 'Forbidden', 'origin'],
+      ['alice', 'web', null, 'InvalidRequest', 'form'],
+      ['alice', 'web', 'approve', 'SeparationOfDuties', null],
+    ]);
+    expect(refused.every((e) => e.runId === runId)).toBe(true);
+    expect(refused[2]?.data.message).toContain('http://evil.example');
+    // The stranger's POST (no session, so no CSRF secret either) is a security warning in the log, without the token or the cookie.
+    const warnings = logLines.slice(warningsBefore).map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.security === true);
+    expect(warnings.find((l) => l.user === null)).toMatchObject({ level: 40, channel: 'web', check: 'csrf', reason: 'Forbidden', path: url });
+    expect(logLines.join('')).not.toContain(token!);
   });
 
   it('carol approves second, and the run page shows it executed: completed, every action verified with evidence', async () => {
@@ -279,6 +324,22 @@ describe('a privileged run, approved to quorum in the browser', () => {
     await reloadUntil(page, 'the completed run listed', async () => (await page.locator('tr[data-run]').count()) === 1);
     expect(await page.getAttribute('tr[data-run]', 'data-run')).toBe(runId);
     expect(await page.textContent(`tr[data-run="${runId}"]`)).toContain(account.id);
+
+    // By playbook: the form keeps the choice; another playbook lists nothing for this target.
+    await page.selectOption('select[name=playbook]', 'deprovision-account');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForURL((url) => url.searchParams.get('playbook') === 'deprovision-account');
+    expect(await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))).toEqual([runId]);
+    expect(await page.locator('select[name=playbook]').inputValue()).toBe('deprovision-account');
+    expect(await page.locator('select[name=status]').inputValue()).toBe('completed');
+    await page.selectOption('select[name=playbook]', 'entitlement-cleanup');
+    await page.click('form.filters button[type=submit]');
+    await page.waitForURL((url) => url.searchParams.get('playbook') === 'entitlement-cleanup');
+    expect(await page.locator('tr[data-run]').count()).toBe(0);
+    expect(await page.locator('[data-testid=runs-empty]').count()).toBe(1);
+    await page.goto(`/ui/runs?playbook=deprovision-account`);
+    expect(await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))).toContain(runId);
+    expect((await page.goto('/ui/runs?playbook=no-such-playbook'))?.status()).toBe(400);
 
     await page.goto(`/ui/runs?status=completed&target=${encodeURIComponent(account.id)}`);
     expect(await page.locator('tr[data-run]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-run')))).toEqual([runId]);
@@ -339,6 +400,103 @@ describe('a privileged run, approved to quorum in the browser', () => {
     await page.goto(`/ui/runs/${runId}`);
     expect(new URL(page.url()).pathname).toBe('/ui/login');
     expect(new URL(page.url()).searchParams.get('next')).toBe(`/ui/runs/${runId}`);
+  });
+});
+
+describe('a second privileged run: one person on two channels, a role taken away, a rejection', () => {
+  let runId: string;
+  let planDigest: string;
+  let account: { id: string; userName: string };
+
+  beforeAll(async () => {
+    account = await env.org.user('webreject', ['admins']);
+    const sent = await app.inject({
+      method: 'POST',
+      url: '/v1/alerts',
+      headers: { authorization: `Bearer ${tokens.alice}`, 'content-type': 'application/json' },
+      payload: JSON.stringify(alertFor({ userName: account.userName }, { severity: 'critical', summary: 'left last week; still in admins' })),
+    });
+    expect(sent.statusCode).toBe(202);
+    runId = sent.json<{ runId: string }>().runId;
+    planDigest = (await waitForStatus(env.client.workflow.getHandle(runId), ['awaiting_approval'], WAIT_MS)).plan!.digest;
+  });
+
+  afterAll(async () => {
+    await writeFile(roleMapFile, JSON.stringify(TEST_ROLE_MAP));
+  });
+
+  const refusals = async () => (await env.ledger.entries({ runId })).filter((e) => e.kind === 'approval.refused').map((e) => [e.actor, e.data.channel, e.data.reason]);
+
+  it('counts bob once: approved with his API token, he is refused as a duplicate on the web, where he is named by the configured claim and not his opaque sub', async () => {
+    const api = await app.inject({
+      method: 'POST',
+      url: `/v1/runs/${runId}/approvals`,
+      headers: { authorization: `Bearer ${tokens.bob}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ decision: 'approve', planDigest }),
+    });
+    expect(api.json()).toEqual({ status: 'awaiting_approval', approvals: 1, required: 2 });
+
+    const page = await signIn('bob');
+    expect(subjectOf('bob')).not.toBe('bob');
+    await page.goto(`/ui/runs/${runId}`);
+    expect(await page.textContent('[data-testid=no-decision]')).toContain('already decided');
+    expect(await page.locator('#decide button').count()).toBe(0);
+    const token = await page.getAttribute('form[action="/ui/logout"] input[name=_csrf]', 'value');
+    const again = await page.request.post(`/ui/runs/${runId}/decision`, { form: { decision: 'approve', planDigest, _csrf: token! } });
+    expect(again.status()).toBe(409);
+    expect(await again.text()).toContain('DuplicateApproval');
+
+    // Still one approval of two: the quorum needs a second, distinct person.
+    const view = await run(runId);
+    expect(view.status).toBe('awaiting_approval');
+    expect(view.approvals.map((a) => [a.approver, a.channel])).toEqual([['bob', 'api']]);
+    expect(await refusals()).toEqual([['bob', 'web', 'DuplicateApproval']]);
+  });
+
+  it('refuses dora, an approver by the role map, once her entry is taken out of it: on her next click, without signing out', async () => {
+    const page = await signIn('dora');
+    expect(await page.textContent('header .who')).toContain('approver');
+    await reloadUntil(page, "the run in dora's inbox", async () => (await page.locator(`tr[data-run="${runId}"]`).count()) === 1);
+    await page.goto(`/ui/runs/${runId}`);
+    expect(await page.locator('#decide button[value=approve]').count()).toBe(1);
+
+    await writeFile(roleMapFile, JSON.stringify({ 'oscar@example.test': ['operator'] }));
+    const [answer] = await Promise.all([page.waitForResponse((r) => r.url().endsWith(`/ui/runs/${runId}/decision`)), page.click('#decide button[value=approve]')]);
+    expect(answer.status()).toBe(403);
+    expect(await page.textContent('[data-testid=refusal]')).toContain('MissingApproverRole');
+    expect(await page.textContent('header .who')).toContain('no role');
+    expect(await page.locator('#decide button').count()).toBe(0);
+    await page.goto('/ui/');
+    expect(await page.textContent('[data-testid=no-role]')).toContain('no Cordon role');
+
+    expect((await run(runId)).approvals.map((a) => a.approver)).toEqual(['bob']);
+    expect(await refusals()).toEqual([
+      ['bob', 'web', 'DuplicateApproval'],
+      ['dora', 'web', 'MissingApproverRole'],
+    ]);
+  });
+
+  it('lets carol reject with a comment: the run ends rejected, the page says so, and the ledger has her comment on channel web', async () => {
+    const page = await signIn('carol');
+    await page.goto(`/ui/runs/${runId}`);
+    await page.fill('#decide textarea[name=comment]', 'still employed: HR confirmed today');
+    await page.click('#decide button[value=reject]');
+    await page.waitForURL(`${baseUrl}/ui/runs/${runId}`);
+    expect(await page.textContent('[data-testid=flash]')).toBe('Rejected; the run is rejected.');
+    await reloadUntil(page, 'the run rejected', async () => (await page.getAttribute('h1 [data-status]', 'data-status')) === 'rejected');
+    expect(await page.textContent('[data-testid=run-error]')).toMatch(/ApprovalRejected: rejected by carol: still employed: HR confirmed today/);
+    expect(await page.textContent('#approvals tr[data-approver=carol]')).toMatch(/carol\s*reject.*web\s*still employed: HR confirmed today/);
+    expect(await page.locator('#decide button').count()).toBe(0);
+    const journal = await page.locator('#journal [data-journal-status]').evaluateAll((els) => els.map((e) => e.getAttribute('data-journal-status')));
+    // Nothing was applied: every action is still pending.
+    expect(journal.filter((status) => status !== 'pending' && status !== 'not_started')).toEqual([]);
+
+    const recorded = (await env.ledger.entries({ runId })).filter((e) => e.kind === 'approval.recorded');
+    expect(recorded.map((e) => [e.actor, e.data.decision, e.data.channel, e.data.comment])).toEqual([
+      ['bob', 'approve', 'api', null],
+      ['carol', 'reject', 'web', 'still employed: HR confirmed today'],
+    ]);
+    expect((await env.connector.readAccount({ id: account.id })).account.active).toBe(true);
   });
 });
 

@@ -311,6 +311,7 @@ describe('POST /v1/runs/:runId/approvals', () => {
       ['alice', 'api', 'SeparationOfDuties'],
       ['oscar', 'api', 'MissingApproverRole'],
       ['bob', 'api', 'StalePlanDigest'],
+      ['bob', 'api', 'InvalidRequest'],
       ['bob', 'api', 'DuplicateApproval'],
       ['carol', 'api', 'RunNotAwaitingApproval'],
     ]);

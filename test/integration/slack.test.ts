@@ -158,6 +158,22 @@ async function click(userId: string, run: { runId: string; planDigest: string },
   return { response, elapsedMs: Date.now() - started, responsePath: new URL(responseUrl).pathname };
 }
 
+/** POSTs a body to the interactions endpoint, signed as Slack would. */
+function signedPost(body: string) {
+  const at = nowSeconds();
+  return app.inject({
+    method: 'POST',
+    url: '/v1/chat/slack/interactions',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-signature': signSlackRequest(signingSecret, body, at), 'x-slack-request-timestamp': String(at) },
+    payload: body,
+  });
+}
+
+/** The refusals on channel slack written after `since` that name no run. */
+async function slackRefusalsSince(since: number) {
+  return (await env.ledger.entries({ afterSeq: since })).filter((e) => e.kind === 'approval.refused' && e.data.channel === 'slack' && e.runId === null);
+}
+
 /** The ephemeral reply sent to a click's response_url. */
 function replyTo(path: string) {
   return recorder.waitFor(`the ephemeral reply at ${path}`, () => recorder.responses.find((r) => r.path === path));
@@ -362,16 +378,42 @@ describe('approving a run from Slack', () => {
     expect((await viewOf(handle)).approvals.map((a) => a.approver)).toEqual(['bob']);
   });
 
-  it('answers a signed request that is not an interaction with 400, after checking its signature', async () => {
-    const body = 'payload=not-json';
-    const at = nowSeconds();
-    const response = await app.inject({
-      method: 'POST',
-      url: '/v1/chat/slack/interactions',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-signature': signSlackRequest(signingSecret, body, at), 'x-slack-request-timestamp': String(at) },
-      payload: body,
-    });
+  it('answers a signed request that is not an interaction with 400, after checking its signature, and writes it to the ledger as an attempt from Slack', async () => {
+    const since = (await env.ledger.head())?.seq ?? 0;
+    const response = await signedPost('payload=not-json');
     expect(response.statusCode).toBe(400);
+    const entry = await eventually('the refusal in the ledger', async () => (await slackRefusalsSince(since))[0]);
+    expect([entry.actor, entry.runId, entry.data.channel, entry.data.reason, entry.data.slackUser]).toEqual(['slack', null, 'slack', 'InvalidRequest', null]);
+    expect(entry.data.message).toBe('the body has no valid payload field');
+  });
+
+  it('writes a signed click with a malformed payload, or whose button names no run, to the ledger under the Cordon identity of the Slack user', async () => {
+    const since = (await env.ledger.head())?.seq ?? 0;
+    // bob's click with no action at all: 400.
+    const responseUrl = recorder.responseUrl();
+    unansweredPaths.push(new URL(responseUrl).pathname);
+    const malformed = { type: 'block_actions', user: { id: U.bob }, response_url: responseUrl, actions: [] };
+    expect((await signedPost(new URLSearchParams({ payload: JSON.stringify(malformed) }).toString())).statusCode).toBe(400);
+    // carol (mapped by her email): a button whose value is no run, then one naming a run that does not exist.
+    const garbled = await click(U.carol, run, { value: 'not a run' });
+    expect(garbled.response.statusCode).toBe(200);
+    expect((await replyTo(garbled.responsePath)).body.text).toContain('does not name a Cordon run');
+    const unknownRun = `run_${'f'.repeat(32)}`;
+    const unknown = await click(U.carol, { runId: unknownRun, planDigest: run.planDigest });
+    expect((await replyTo(unknown.responsePath)).body.text).toContain('NotFound');
+
+    const refused = await eventually('three refusals in the ledger', async () => {
+      const entries = await slackRefusalsSince(since);
+      return entries.length >= 3 && entries;
+    });
+    expect(refused.map((e) => [e.actor, e.runId, e.data.decision, e.data.reason, e.data.requestedRunId ?? null])).toEqual([
+      ['bob', null, null, 'InvalidRequest', null],
+      ['carol', null, 'approve', 'InvalidRequest', null],
+      ['carol', null, 'approve', 'NotFound', unknownRun],
+    ]);
+    expect(refused[0]?.data).toMatchObject({ slackUser: U.bob, message: expect.stringContaining('actions') });
+    expect(refused[1]?.data).toMatchObject({ slackUser: U.carol, message: 'the button does not name a Cordon run' });
+    expect((await viewOf(handle)).approvals.map((a) => a.approver)).toEqual(['bob']);
   });
 
   it('tells an unmapped Slack user, and only them, that the click was not recorded', async () => {
@@ -454,8 +496,8 @@ describe('approving a run from Slack', () => {
       ['bob', 'slack'],
       ['carol', 'slack'],
     ]);
-    // Checked after every later click was answered: the 401s and the link click never got a reply.
-    expect(unansweredPaths).toHaveLength(5);
+    // Checked after every later click was answered: the 401s, the malformed click and the link click never got a reply.
+    expect(unansweredPaths).toHaveLength(6);
     expect(recorder.responses.filter((r) => unansweredPaths.includes(r.path))).toEqual([]);
   });
 
@@ -464,9 +506,19 @@ describe('approving a run from Slack', () => {
     expect(Object.keys(doc.paths)).toContain('/v1/chat/slack/interactions');
   });
 
-  it('writes no secret, token or signature to the logs or to Slack', () => {
+  it('writes no secret, token or signature to the logs or to Slack, and logs each unsigned or badly signed request as a security warning', () => {
     const logs = logLines.join('');
     expect(logs).toContain('approval refused');
+    const warnings = logLines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((l) => l.msg === 'Slack request refused');
+    // The wrong secret, the replay, no headers and the tampered body.
+    expect(warnings).toHaveLength(4);
+    for (const warning of warnings) expect(warning).toMatchObject({ level: 40, security: true, channel: 'slack', reason: 'Unauthenticated' });
+    expect(warnings.map((w) => w.check)).toEqual([
+      expect.stringContaining('does not match'),
+      expect.stringContaining('window'),
+      expect.stringContaining('missing'),
+      expect.stringContaining('does not match'),
+    ]);
     for (const secret of [signingSecret, botToken]) {
       expect(logs).not.toContain(secret);
       for (const call of recorder.calls) expect(call.raw).not.toContain(secret);

@@ -1,12 +1,13 @@
 // A real OpenID Connect provider for tests: oidc-provider 8.x in this process, on 127.0.0.1 and a
 // port of its own, with one confidential client (authorization code, PKCE required), a few accounts,
-// and its development login page (any password; the account id is the login).
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+// and its development login page (any password). As with many enterprise providers, `sub` is an
+// opaque id; the login comes as `preferred_username`.
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider, { type Account, type OidcContext } from 'oidc-provider';
 
-/** A person the test provider knows: the account id is their `sub` and their login. */
+/** A person the test provider knows, by login (their `preferred_username`; `sub` is `subjectOf(login)`). */
 export interface TestAccount {
   email: string;
   name: string;
@@ -14,17 +15,23 @@ export interface TestAccount {
   roles?: string[];
 }
 
-/** The test accounts: roles in a claim, except oscar, whose roles come from a role map by email. */
+/** The test accounts: roles in a claim, except oscar and dora, whose roles come from a role map by email. */
 export const TEST_ACCOUNTS: Readonly<Record<string, TestAccount>> = {
   alice: { email: 'alice@example.test', name: 'Alice Approver', roles: ['soc', 'approver'] },
   bob: { email: 'bob@example.test', name: 'Bob Approver', roles: ['approver'] },
   carol: { email: 'carol@example.test', name: 'Carol Approver', roles: ['approver', 'auditor'] },
+  dora: { email: 'dora@example.test', name: 'Dora Delegate' },
   oscar: { email: 'oscar@example.test', name: 'Oscar Operator' },
   nemo: { email: 'nemo@example.test', name: 'Nemo Nobody', roles: [] },
 };
 
-/** The role map that gives oscar his role (by email: the provider sends him no roles claim). */
-export const TEST_ROLE_MAP = { 'oscar@example.test': ['operator'] } as const;
+/** The role map that gives oscar and dora their roles (by email: the provider sends them no roles claim). */
+export const TEST_ROLE_MAP = { 'oscar@example.test': ['operator'], 'dora@example.test': ['approver'] } as const;
+
+/** The opaque `sub` the provider gives a login (never the login itself). */
+export function subjectOf(login: string): string {
+  return `00u${createHash('sha256').update(login).digest('hex').slice(0, 17)}`;
+}
 
 /** The scopes Cordon asks the test provider for. */
 export const TEST_SCOPES = ['openid', 'email', 'profile', 'roles'] as const;
@@ -72,18 +79,19 @@ export async function startOidcProvider(options: { redirectUris: string[]; accou
     ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
     cookies: { keys: [randomBytes(32).toString('hex')] },
     jwks: { keys: [{ ...signingKey, alg: 'RS256', use: 'sig', kid: 'test' }] },
-    async findAccount(_ctx: unknown, sub: string): Promise<Account | undefined> {
-      const account = Object.hasOwn(accounts, sub) ? accounts[sub] : undefined;
+    // The account id is the login (the dev login page's); the claims name the person by an opaque sub.
+    async findAccount(_ctx: unknown, login: string): Promise<Account | undefined> {
+      const account = Object.hasOwn(accounts, login) ? accounts[login] : undefined;
       if (!account) return undefined;
       return {
-        accountId: sub,
+        accountId: login,
         async claims() {
           return {
-            sub,
+            sub: subjectOf(login),
             email: account.email,
             email_verified: true,
             name: account.name,
-            preferred_username: sub,
+            preferred_username: login,
             ...(account.roles ? { roles: account.roles } : {}),
           };
         },
