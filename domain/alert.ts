@@ -68,6 +68,11 @@ export const Alert = z
     .min(1)
     .max(100)
     .optional(),
+  /**
+   * For `entitlement.excessive` naming no entitlements: how many days without use make one stale
+   * (where the system records use); the playbook's default when absent.
+   */
+  unusedForDays: z.int().min(1).max(400).optional(),
   })
   .refine((alert) => alert.subject.id !== undefined || alert.subject.userName !== undefined || alert.credential !== undefined, {
     message: 'subject needs an id or a userName (or the alert a credential)',

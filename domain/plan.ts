@@ -58,6 +58,21 @@ export const PolicyRef = z.strictObject({
 });
 export type PolicyRef = z.infer<typeof PolicyRef>;
 
+/**
+ * An entitlement observe found unused, where the system records use (IAM Access Advisor): a group
+ * membership or an attached policy, with the latest use of any service it grants.
+ */
+export const StaleEntitlement = z.strictObject({
+  kind: z.enum(['group', 'policy']),
+  id: z.string().min(1).max(2048),
+  displayName: z.string().max(256),
+  /** The latest use of any service it grants; null: none within the system's tracking period. */
+  lastUsedAt: z.iso.datetime({ offset: true }).nullable(),
+  /** How many services it grants (all of them unused). */
+  services: z.int().min(1).max(1000),
+});
+export type StaleEntitlement = z.infer<typeof StaleEntitlement>;
+
 /** What observe read: an account and the groups it belongs to, at one moment. */
 export const AccountSnapshot = z.strictObject({
   system: SystemName,
@@ -70,6 +85,8 @@ export const AccountSnapshot = z.strictObject({
   policies: z.array(PolicyRef).max(200).optional(),
   /** Cordon's deny-all quarantine policy in this system, when the playbook may attach it. */
   quarantinePolicy: PolicyRef.optional(),
+  /** The entitlements not used for `unusedForDays` days; read only when the playbook looks for them. */
+  stale: z.strictObject({ unusedForDays: z.int().min(1).max(400), entitlements: z.array(StaleEntitlement).max(300) }).optional(),
   /** How many accounts the system holds; read only when a percentage cap needs it. */
   population: z.int().min(0).optional(),
   /** What the run is found by in Temporal's search attributes: the account's id and name, blinded when identities must not be stored in clear. */

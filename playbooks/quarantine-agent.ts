@@ -1,11 +1,13 @@
 import type { Action } from '../domain/index.js';
-import { attachQuarantine, deactivateCredential, removeMembership, verifyAction } from './actions.js';
+import { attachQuarantine, deactivateCredential, disableAccount, removeMembership, verifyAction } from './actions.js';
 import { accountTarget, type Playbook } from './types.js';
 
 /**
  * Quarantine a non-human identity acting out of scope (an AI agent's service account or role):
- * deactivate its active keys, attach the deny-all policy, and remove it from privileged groups. Every
- * step is reversible, so "un-quarantine" is the rollback of the run.
+ * deactivate its active keys, attach the deny-all policy, and remove it from privileged groups. In a
+ * directory (LDAP, SCIM), which has neither keys nor policies, the account itself is disabled, which
+ * stops every bind and sign-in of the service account at once. Every step is reversible, so
+ * "un-quarantine" is the rollback of the run.
  */
 export const quarantineAgent: Playbook = {
   name: 'quarantine-agent',
@@ -19,6 +21,7 @@ export const quarantineAgent: Playbook = {
     // The deny policy first: it stops every credential at once, including ones not yet seen.
     const quarantine = snapshot.quarantinePolicy;
     if (quarantine && !(snapshot.policies ?? []).some((p) => p.id === quarantine.id)) actions.push(attachQuarantine(target, quarantine));
+    if (!quarantine && snapshot.credentials === undefined && snapshot.account.active) actions.push(disableAccount(target));
     for (const key of [...(snapshot.credentials ?? [])].sort((a, b) => a.id.localeCompare(b.id))) {
       if (key.active) actions.push(deactivateCredential(target, key.id));
     }

@@ -26,6 +26,10 @@ export const revokeCredential: Playbook = {
     const actions: Action[] = [];
     if (key.active) actions.push(deactivateCredential(target, credentialId));
     const quarantine = snapshot.quarantinePolicy;
+    if (alert.credential?.usedByOthers && !quarantine) {
+      // Fail closed: deactivating the key alone would leave whoever used it with the owner's other access.
+      throw new CordonError('UnsupportedOperation', `the ${snapshot.system} connector offers no quarantine policy for an owner whose key someone else used`);
+    }
     if (alert.credential?.usedByOthers && quarantine && !(snapshot.policies ?? []).some((p) => p.id === quarantine.id)) {
       actions.push(attachQuarantine(target, quarantine));
     }

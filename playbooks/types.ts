@@ -27,8 +27,13 @@ export interface Playbook {
   missing?(alert: Alert): string | undefined;
   /** What observe must read; the alert's subject when absent. */
   observe?(alert: Alert): ObserveRequest;
-  /** Whether observe must also fetch the system's quarantine policy. */
+  /** Whether observe must also fetch the system's quarantine policy, where the system has one. */
   readonly needsQuarantinePolicy?: boolean;
+  /**
+   * For this alert, the days of disuse after which observe reports an entitlement as stale (where the
+   * system records use); undefined, or absent: observe looks for none.
+   */
+  staleAfterDays?(alert: Alert): number | undefined;
   /** The exact actions that take the target from what was observed to the remediated state. */
   plan(alert: Alert, snapshot: AccountSnapshot, context?: PlanContext): Action[];
   /** Checks one action's post-state against a fresh snapshot. */

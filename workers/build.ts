@@ -78,7 +78,13 @@ export async function buildWorkerResources(config: Config, log: Logger): Promise
     const file = config.aws.credentialsFile ? AwsCredentialsFile.parse(JSON.parse(await readSecretFile(config.aws.credentialsFile, 'CORDON_AWS_CREDENTIALS_FILE'))) : undefined;
     const credentials = file && { accessKeyId: file.accessKeyId, secretAccessKey: file.secretAccessKey, ...(file.sessionToken ? { sessionToken: file.sessionToken } : {}) };
     const client = createIamClient({ region: config.aws.region, ...(config.aws.endpoint ? { endpoint: config.aws.endpoint } : {}), ...(credentials ? { credentials } : {}) });
-    connectors[config.aws.system] = createIamConnector(config.aws.system, { client });
+    const iam = createIamConnector(config.aws.system, { client });
+    if (config.aws.accessAdvisor) connectors[config.aws.system] = iam;
+    else {
+      // Without Access Advisor the connector offers no stale search: an alert naming no entitlements is refused at observe.
+      const { staleEntitlements: _unavailable, ...withoutAdvisor } = iam;
+      connectors[config.aws.system] = withoutAdvisor;
+    }
   }
   for (const [system, connector] of Object.entries(connectors)) {
     const limit = guardrails.rateLimit(system);

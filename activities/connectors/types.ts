@@ -1,4 +1,4 @@
-import type { AccountSnapshot, CredentialState } from '../../domain/index.js';
+import type { AccountSnapshot, CredentialState, StaleEntitlement } from '../../domain/index.js';
 
 /** How an alert names an account: by immutable id, or by userName (or, for IAM, a role by name). */
 export interface AccountRef {
@@ -53,8 +53,16 @@ export interface DirectoryConnector {
   attachPolicy?(account: AccountHandle, policy: ObjectHandle): Promise<ChangeResult>;
   /** Detaches a permission policy unless it already is detached. */
   detachPolicy?(account: AccountHandle, policy: ObjectHandle): Promise<ChangeResult>;
-  /** Cordon's deny-all quarantine policy in this system, created on first use. */
-  quarantinePolicy?(): Promise<ObjectHandle & { displayName: string }>;
+  /**
+   * Cordon's deny-all quarantine policy where `account` lives, read only: the policy may not exist yet
+   * (attaching it creates it), so observing, and a dry run, change nothing.
+   */
+  quarantinePolicy?(account: AccountHandle): Promise<ObjectHandle & { displayName: string }>;
+  /**
+   * The account's entitlements (group memberships, attached policies) that none of its uses in the
+   * last `unusedForDays` days needed, where the system records use. Read only.
+   */
+  staleEntitlements?(account: AccountHandle, unusedForDays: number): Promise<StaleEntitlement[]>;
 }
 
 /**

@@ -1,14 +1,17 @@
 // The AWS IAM connector against moto's server: reads of users and roles, one access key switched
-// without touching the other, the quarantine policy, group memberships, console access, recreated
+// without touching the other, the quarantine policy (named at observe, created by its first attach),
+// stale entitlements from Access Advisor (which moto lacks: a recorder in front of moto answers those
+// three calls, see test/support/aws-access-advisor.ts), group memberships, console access, recreated
 // identities refused, and typed failures (including a scripted endpoint for throttling and 5xx).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreatePolicyCommand, DeleteUserCommand, GetLoginProfileCommand, GetPolicyVersionCommand, ListAccessKeysCommand, ListPoliciesCommand } from '@aws-sdk/client-iam';
+import { CreatePolicyCommand, DeleteUserCommand, GetLoginProfileCommand, GetPolicyVersionCommand, ListAccessKeysCommand, ListPoliciesCommand, type IAMClient } from '@aws-sdk/client-iam';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createIamClient } from '../../activities/connectors/aws/iam-client.js';
 import { createIamConnector, type IamConnector } from '../../activities/connectors/aws/iam-connector.js';
 import { AccountSnapshot } from '../../domain/index.js';
 import { freePort } from '../../dev/processes.js';
+import { startAccessAdvisor, type AccessAdvisorRecorder } from '../support/aws-access-advisor.js';
 import { cordonErrorOf } from '../support/errors.js';
 import { startMoto, TestAws, type TestMoto } from '../support/moto.js';
 
@@ -169,16 +172,36 @@ describe('IAM connector: access keys', () => {
 });
 
 describe('IAM connector: quarantine policy', () => {
-  it('creates the deny-all policy once under /cordon/ and reuses it', async () => {
-    const first = await connector.quarantinePolicy();
-    const second = await connector.quarantinePolicy();
+  const QUARANTINE = /^arn:aws:iam::123456789012:policy\/cordon\/CordonQuarantineDenyAll$/;
 
-    expect(second).toEqual(first);
-    expect(first).toMatchObject({ name: first.id, displayName: 'CordonQuarantineDenyAll' });
-    expect(first.id).toMatch(/^arn:aws:iam::\d{12}:policy\/cordon\/CordonQuarantineDenyAll$/);
-    const { Policies } = await moto.client.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: '/cordon/' }));
-    expect(Policies?.map((p) => p.Arn)).toEqual([first.id]);
-    const version = await moto.client.send(new GetPolicyVersionCommand({ PolicyArn: first.id, VersionId: Policies?.[0]?.DefaultVersionId ?? 'v1' }));
+  async function cordonPolicies() {
+    return (await moto.client.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: '/cordon/' }))).Policies ?? [];
+  }
+
+  it("names the deny-all policy in the identity's own account without creating it", async () => {
+    const user = await aws.user('observed');
+    const role = await aws.role('observed-role');
+
+    const forUser = await connector.quarantinePolicy({ id: user.id, name: user.userName, kind: 'user' });
+    const forRole = await connector.quarantinePolicy({ id: role.id, name: role.roleName, kind: 'role' });
+
+    expect(forUser).toEqual({ id: forUser.id, name: forUser.id, displayName: 'CordonQuarantineDenyAll' });
+    expect(forUser.id).toMatch(QUARANTINE);
+    expect(forRole).toEqual(forUser);
+    expect(await cordonPolicies()).toEqual([]);
+  });
+
+  it('creates the deny-all policy under /cordon/ on its first attach, and reuses it for every later one', async () => {
+    const first = await aws.user('first');
+    const second = await aws.role('second');
+    const quarantine = await connector.quarantinePolicy({ id: first.id, name: first.userName });
+
+    expect(await connector.attachPolicy({ id: first.id, name: first.userName }, quarantine)).toEqual({ changed: true, before: { attached: false } });
+    expect(await connector.attachPolicy({ id: second.id, name: second.roleName, kind: 'role' }, quarantine)).toEqual({ changed: true, before: { attached: false } });
+
+    const policies = await cordonPolicies();
+    expect(policies.map((p) => p.Arn)).toEqual([quarantine.id]);
+    const version = await moto.client.send(new GetPolicyVersionCommand({ PolicyArn: quarantine.id, VersionId: policies[0]?.DefaultVersionId ?? 'v1' }));
     const document = version.PolicyVersion?.Document ?? '';
     const parsed = JSON.parse(document.startsWith('{') ? document : decodeURIComponent(document)) as { Statement: unknown[] };
     expect(parsed.Statement).toEqual([{ Sid: 'CordonQuarantine', Effect: 'Deny', Action: '*', Resource: '*' }]);
@@ -188,7 +211,7 @@ describe('IAM connector: quarantine policy', () => {
     const existing = await aws.managedPolicy('existing');
     const user = await aws.user('suspect', { policies: [existing.arn] });
     const handle = { id: user.id, name: user.userName, kind: 'user' as const };
-    const quarantine = await connector.quarantinePolicy();
+    const quarantine = await connector.quarantinePolicy(handle);
 
     expect(await connector.attachPolicy(handle, quarantine)).toEqual({ changed: true, before: { attached: false } });
     expect(await connector.attachPolicy(handle, quarantine)).toEqual({ changed: false, before: { attached: true } });
@@ -203,21 +226,55 @@ describe('IAM connector: quarantine policy', () => {
     const role = await aws.role('compromised');
     const user = await aws.user('also-suspect');
     const handle = { id: role.id, name: role.roleName, kind: 'role' as const };
-    const quarantine = await connector.quarantinePolicy();
+    const quarantine = await connector.quarantinePolicy(handle);
 
     expect(await connector.attachPolicy(handle, quarantine)).toEqual({ changed: true, before: { attached: false } });
     expect(await connector.attachPolicy(handle, quarantine)).toEqual({ changed: false, before: { attached: true } });
-    expect(await connector.attachPolicy({ id: user.id, name: user.userName }, await connector.quarantinePolicy())).toEqual({ changed: true, before: { attached: false } });
+    const userHandle = { id: user.id, name: user.userName };
+    expect(await connector.attachPolicy(userHandle, await connector.quarantinePolicy(userHandle))).toEqual({ changed: true, before: { attached: false } });
     expect((await connector.readAccount({ userName: role.roleName, kind: 'role' })).policies).toEqual([{ id: quarantine.id, displayName: 'CordonQuarantineDenyAll' }]);
 
     expect(await connector.detachPolicy(handle, quarantine)).toEqual({ changed: true, before: { attached: true } });
     expect(await connector.detachPolicy(handle, quarantine)).toEqual({ changed: false, before: { attached: false } });
     expect((await connector.readAccount({ userName: role.roleName, kind: 'role' })).policies).toEqual([]);
-    const { Policies } = await moto.client.send(new ListPoliciesCommand({ Scope: 'Local', PathPrefix: '/cordon/' }));
-    expect(Policies).toHaveLength(1);
+    expect(await cordonPolicies()).toHaveLength(1);
   });
 
-  it('refuses a policy at the quarantine name and path that is not deny-all (ConnectorRejected)', async () => {
+  it('attaches the policy another worker created between its look-up and its own create', async () => {
+    const user = await aws.user('raced');
+    const handle = { id: user.id, name: user.userName };
+    const quarantine = await connector.quarantinePolicy(handle);
+    // Right before this connector's CreatePolicy goes out, another worker creates the same policy.
+    const client = createIamClient({ region: 'us-east-1', endpoint: moto.url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const creates: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CreatePolicyCommand') {
+          creates.push('cordon');
+          await moto.client.send(
+            new CreatePolicyCommand({ PolicyName: 'CordonQuarantineDenyAll', Path: '/cordon/', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Deny', Action: '*', Resource: '*' }] }) }),
+          );
+        }
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    try {
+      const racing = createIamConnector('aws', { client });
+      expect(await racing.attachPolicy(handle, quarantine)).toEqual({ changed: true, before: { attached: false } });
+    } finally {
+      client.destroy();
+    }
+    expect(creates).toEqual(['cordon']);
+    expect((await cordonPolicies()).map((p) => p.Arn)).toEqual([quarantine.id]);
+    expect((await connector.readAccount({ userName: user.userName })).policies?.map((p) => p.id)).toEqual([quarantine.id]);
+  });
+
+  it('refuses a policy at the quarantine name and path that is not deny-all, when observing and when attaching (ConnectorRejected)', async () => {
+    const user = await aws.user('would-be-granted');
+    const handle = { id: user.id, name: user.userName };
+    const quarantine = await connector.quarantinePolicy(handle);
+    // Someone able to create policies puts an allow-all where Cordon's deny-all belongs.
     await moto.client.send(
       new CreatePolicyCommand({
         PolicyName: 'CordonQuarantineDenyAll',
@@ -225,9 +282,148 @@ describe('IAM connector: quarantine policy', () => {
         PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }),
       }),
     );
-    const error = await cordonErrorOf(connector.quarantinePolicy());
+    for (const attempt of [() => connector.quarantinePolicy(handle), () => connector.attachPolicy(handle, quarantine)]) {
+      const error = await cordonErrorOf(attempt());
+      expect(error.type).toBe('ConnectorRejected');
+      expect(error.retryable).toBe(false);
+    }
+    expect((await connector.readAccount({ userName: user.userName })).policies).toEqual([]);
+  });
+
+  it("refuses another account's quarantine policy, and creates nothing", async () => {
+    const user = await aws.user('cross-account');
+    const error = await cordonErrorOf(connector.attachPolicy({ id: user.id, name: user.userName }, { id: 'arn:aws:iam::999999999999:policy/cordon/CordonQuarantineDenyAll' }));
     expect(error.type).toBe('ConnectorRejected');
-    expect(error.retryable).toBe(false);
+    expect(error.details).toMatchObject({ field: 'policy.id' });
+    expect(await cordonPolicies()).toEqual([]);
+    expect((await connector.readAccount({ userName: user.userName })).policies).toEqual([]);
+  });
+});
+
+describe('IAM connector: stale entitlements (Access Advisor)', () => {
+  const DAY = 86_400_000;
+  // moto dates every identity today; the connector's clock runs 200 days ahead, so the identities are
+  // old enough for the windows below and "N days ago" is counted from that clock.
+  const later = new Date(Date.now() + 200 * DAY);
+  const ago = (days: number) => new Date(later.getTime() - days * DAY);
+  let advisor: AccessAdvisorRecorder;
+  let client: IAMClient;
+  let advised: IamConnector;
+
+  beforeAll(async () => {
+    advisor = await startAccessAdvisor(moto.url);
+    client = moto.iamClient({ endpoint: advisor.url });
+    advised = createIamConnector('aws', { client, now: () => later });
+  });
+
+  beforeEach(() => {
+    Object.assign(advisor, { pendingPolls: 0, failJobs: undefined, pageSize: undefined });
+    advisor.requests.length = 0;
+  });
+
+  afterAll(async () => {
+    client?.destroy();
+    await advisor?.stop();
+  });
+
+  /**
+   * A user holding five entitlements besides the quarantine policy: s3-reader (s3, last used 120 days
+   * ago), ec2-and-s3 (ec2 used 10 days ago), dynamo (never used), group queues (sqs, 200 days ago) and
+   * group lambdas (lambda, 5 days ago), as Access Advisor would report them.
+   */
+  async function hoarder() {
+    const [s3Reader, mixed, dynamo, sqs, lambda] = [
+      await aws.managedPolicy('s3-reader'),
+      await aws.managedPolicy('ec2-and-s3'),
+      await aws.managedPolicy('dynamo'),
+      await aws.managedPolicy('sqs'),
+      await aws.managedPolicy('lambda'),
+    ];
+    const [queues, lambdas] = [await aws.group('queues'), await aws.group('lambdas')];
+    await aws.attachToGroup(queues, sqs.arn);
+    await aws.attachToGroup(lambdas, lambda.arn);
+    const user = await aws.user('hoarder', { policies: [s3Reader.arn, mixed.arn, dynamo.arn], groups: [queues, lambdas] });
+    const handle = { id: user.id, name: user.userName, kind: 'user' as const };
+    await connector.attachPolicy(handle, await connector.quarantinePolicy(handle));
+    advisor.record(user.arn, {
+      lastAuthenticated: { s3: ago(120), ec2: ago(10), dynamodb: null, sqs: ago(200), lambda: ago(5) },
+      grants: { s3: [s3Reader, mixed], ec2: [mixed], dynamodb: [dynamo], sqs: [sqs], lambda: [lambda, { name: 'inline-lambda', entityType: 'USER', entityName: user.userName }] },
+    });
+    advisor.record(queues.arn, { grants: { sqs: [sqs] } });
+    advisor.record(lambdas.arn, { grants: { lambda: [lambda] } });
+    const stale = [
+      { kind: 'group', id: queues.id, displayName: queues.name, lastUsedAt: ago(200).toISOString(), services: 1 },
+      { kind: 'policy', id: dynamo.arn, displayName: dynamo.name, lastUsedAt: null, services: 1 },
+      { kind: 'policy', id: s3Reader.arn, displayName: s3Reader.name, lastUsedAt: ago(120).toISOString(), services: 1 },
+    ].sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
+    return { handle, stale, s3Reader };
+  }
+
+  it('finds the policies and groups whose every service went unused for N days, keeps those used since, and only reads', async () => {
+    const { handle, stale, s3Reader } = await hoarder();
+    advisor.requests.length = 0;
+
+    expect(await advised.staleEntitlements(handle, 90)).toEqual(stale);
+    // A longer window spares the policy last used 120 days ago.
+    expect(await advised.staleEntitlements(handle, 150)).toEqual(stale.filter((e) => e.id !== s3Reader.arn));
+
+    const actions = advisor.requests.map((r) => r.action);
+    expect(actions.filter((a) => !/^(Get|List)/.test(a))).toEqual(['GenerateServiceLastAccessedDetails', 'GenerateServiceLastAccessedDetails']);
+    // The user's grants, then each group's own.
+    expect(actions.filter((a) => a === 'ListPoliciesGrantingServiceAccess')).toHaveLength(6);
+  });
+
+  it('waits for a running Access Advisor job and follows every page of its report and of the grants', async () => {
+    const { handle, stale } = await hoarder();
+    Object.assign(advisor, { pendingPolls: 2, pageSize: 1 });
+    advisor.requests.length = 0;
+
+    expect(await advised.staleEntitlements(handle, 90)).toEqual(stale);
+    // Two polls in progress, then the five services of the report one page each.
+    expect(advisor.requests.filter((r) => r.action === 'GetServiceLastAccessedDetails')).toHaveLength(7);
+  });
+
+  it('finds the stale policies of a role', async () => {
+    const [unused, used] = [await aws.managedPolicy('unused-by-agent'), await aws.managedPolicy('used-by-agent')];
+    const role = await aws.role('agent', { policies: [unused.arn, used.arn] });
+    advisor.record(role.arn, { lastAuthenticated: { kms: ago(91), sts: ago(1) }, grants: { kms: [unused], sts: [used] } });
+
+    expect(await advised.staleEntitlements({ id: role.id, name: role.roleName, kind: 'role' }, 90)).toEqual([
+      { kind: 'policy', id: unused.arn, displayName: unused.name, lastUsedAt: ago(91).toISOString(), services: 1 },
+    ]);
+  });
+
+  it('has nothing stale for an identity younger than the window, and does not ask Access Advisor', async () => {
+    const { handle } = await hoarder();
+    advisor.requests.length = 0;
+    const today = createIamConnector('aws', { client });
+    expect(await today.staleEntitlements(handle, 90)).toEqual([]);
+    expect(advisor.requests.map((r) => r.action)).not.toContain('GenerateServiceLastAccessedDetails');
+  });
+
+  it('answers ConnectorUnavailable (retryable) when the job is still running after the bounded wait, or failed', async () => {
+    const { handle } = await hoarder();
+    const impatient = createIamConnector('aws', { client, now: () => later, accessAdvisorWaitMs: 600 });
+
+    advisor.pendingPolls = Number.POSITIVE_INFINITY;
+    const running = await cordonErrorOf(impatient.staleEntitlements(handle, 90));
+    expect({ type: running.type, retryable: running.retryable }).toEqual({ type: 'ConnectorUnavailable', retryable: true });
+    expect(running.message).toMatch(/still running after 600 ms/);
+
+    Object.assign(advisor, { pendingPolls: 0, failJobs: 'tracking data unavailable' });
+    const failed = await cordonErrorOf(advised.staleEntitlements(handle, 90));
+    expect({ type: failed.type, retryable: failed.retryable }).toEqual({ type: 'ConnectorUnavailable', retryable: true });
+    expect(failed.message).toContain('tracking data unavailable');
+  });
+
+  it('refuses a window outside 1 to 400 days, naming unusedForDays', async () => {
+    const user = await aws.user('window');
+    for (const days of [0, 401, 1.5]) {
+      const error = await cordonErrorOf(advised.staleEntitlements({ id: user.id, name: user.userName }, days));
+      expect(error.type).toBe('InvalidRequest');
+      expect(error.details).toMatchObject({ field: 'unusedForDays' });
+    }
+    expect(advisor.requests).toEqual([]);
   });
 });
 
@@ -297,7 +493,7 @@ describe('IAM connector: identity and failures', () => {
     const original = await aws.user('reused', { keys: 1, loginProfile: false });
     const snapshot = await connector.readAccount({ userName: original.userName });
     const handle = { id: snapshot.account.id, name: snapshot.account.name, kind: 'user' as const };
-    const quarantine = await connector.quarantinePolicy();
+    const quarantine = await connector.quarantinePolicy(handle);
     const admins = await aws.group('admins');
 
     await moto.client.send(new DeleteUserCommand({ UserName: original.userName }));

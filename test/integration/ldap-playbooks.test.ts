@@ -1,8 +1,9 @@
 // The identity playbooks on a real Temporal dev server and a real OpenLDAP slapd, through the LDAP
 // connector: deprovision-account and entitlement-cleanup on the auto path and the approval path
 // (one approver, two for an administrator), a break-glass account left alone, a completed run rolled
-// back, a failure at every action undone, a change that does not hold escalated, and a repeated action that changes the
-// directory only once. Every outcome is checked in slapd itself, read as the root DN.
+// back, a failure at every action of either playbook undone, a change that does not hold escalated,
+// and a repeated action that changes the directory only once. Every outcome is checked in slapd
+// itself, read as the root DN.
 import { randomBytes } from 'node:crypto';
 import { Attribute, Change, type Client, EqualityFilter } from 'ldapts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +13,8 @@ import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { createRemediationActivities } from '../../activities/remediation.js';
 import type { Alert, Identity, RunView } from '../../domain/index.js';
+import { disableAccount, removeMembership } from '../../playbooks/actions.js';
+import { accountTarget } from '../../playbooks/types.js';
 import { decideApprovalUpdate, requestRollbackUpdate } from '../../workflows/messages.js';
 import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
@@ -114,10 +117,47 @@ async function queueWith(ldap: DirectoryConnector): Promise<string> {
 
 const faultyQueue = (faults: FaultPlan) => queueWith(withFaults(connector, faults));
 
-async function approveAll(handle: Awaited<ReturnType<typeof startRun>>, run: RunView, approvers: string[]) {
+/** The real connector, recording whether each mutation it passed on changed slapd. */
+function recordingConnector(): { ldap: DirectoryConnector; changes: Record<string, boolean[]> } {
+  const changes: Record<string, boolean[]> = {};
+  const ldap = wrapConnector(connector, async (operation, _args, call) => {
+    const result = await call();
+    if (result && typeof result === 'object' && 'changed' in result) (changes[operation] ??= []).push((result as { changed: boolean }).changed);
+    return result;
+  });
+  return { ldap, changes };
+}
+
+/** An entry's version as slapd keeps it: any write to the entry changes it. */
+const versionOf = async (dn: string) => (await admin.search(dn, { scope: 'base', attributes: ['entryCSN', 'modifyTimestamp'] })).searchEntries[0];
+
+/**
+ * Checks a run that failed at action k (1-based): actions 1..k were undone in reverse order, each
+ * undo a real change except that of an action that failed before reaching slapd (it stays `failed`),
+ * and the actions after k never ran.
+ */
+async function expectUndoneThrough(runId: string, run: RunView, k: number, failed: 'before' | 'after'): Promise<void> {
+  const actions = run.plan!.actions;
+  actions.forEach((action, index) => {
+    const entry = run.journal.find((j) => j.actionId === action.id)!;
+    const status = index < k - 1 ? 'compensated' : index > k - 1 ? 'pending' : failed === 'after' ? 'compensated' : 'failed';
+    expect({ index, status: entry.status }).toEqual({ index, status });
+    if (index === k - 1) expect(entry.error?.type).toBe('InjectedFault');
+  });
+  const compensated = (await env.ledger.entries({ runId })).filter((e) => e.kind === 'action.compensated');
+  expect(compensated.map((e) => [e.data.actionId, e.data.changed])).toEqual(
+    actions
+      .slice(0, k)
+      .map((a, index) => [a.id, index < k - 1 || failed === 'after'])
+      .reverse(),
+  );
+}
+
+/** Approves as each of `approvers`: the plan, or with `digest` what that digest names (a rollback's). */
+async function approveAll(handle: Awaited<ReturnType<typeof startRun>>, run: RunView, approvers: string[], digest = run.plan!.digest) {
   const answers = [];
   for (const approver of approvers) {
-    answers.push(await handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest: run.plan!.digest, channel: 'api' })] }));
+    answers.push(await handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest: digest, channel: 'api' })] }));
   }
   return answers;
 }
@@ -255,6 +295,35 @@ describe('entitlement-cleanup on LDAP', () => {
   });
 });
 
+describe('quarantine-agent on LDAP', () => {
+  it('locks a service account and takes it out of admins only, with two approvers, and un-quarantines it as one unit', async () => {
+    const uid = await freshUser('svc-agent', ['admins', 'engineering']);
+    const before = await directory(uid);
+    const handle = await startRun(env.client, env.taskQueue, alert('agent.anomalous', uid, { severity: 'critical' }), soc);
+    const waiting = await waitForStatus(handle, [...ENDED, 'awaiting_approval']);
+    expect(waiting.status).toBe('awaiting_approval');
+    // A directory has no keys and no deny policy: disabling the account stops every bind at once.
+    expect(waiting.plan?.actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type))).toEqual(['DisableAccount', 'admins']);
+    expect(waiting.decision).toMatchObject({ outcome: 'approve', requiredApprovals: 2 });
+    expect(waiting.decision?.policies).toContain('privileged-needs-two-approvers');
+    expect(await directory(uid)).toEqual(before);
+
+    await approveAll(handle, waiting, ['bob', 'carol']);
+    expect((await waitForStatus(handle, [...ENDED])).status).toBe('completed');
+    expect(await userState(uid)).toEqual({ lock: [PERMANENT_LOCK], groups: ['engineering'] });
+
+    await handle.executeUpdate(requestRollbackUpdate, { args: [signRollbackForTest(handle.workflowId, { requester: 'oscar', roles: ['operator'], reason: 'the agent was cleared' })] });
+    const asking = await waitForStatus(handle, ['awaiting_approval', 'rolled_back', 'partially_rolled_back']);
+    expect(asking.status).toBe('awaiting_approval');
+    expect(asking.rollbacks[0]?.decision?.policies).toContain('privileged-rollback-needs-approval');
+    await approveAll(handle, asking, ['bob'], asking.openApproval!.digest);
+    const released = await waitForStatus(handle, ['rolled_back', 'partially_rolled_back']);
+    expect(released.status).toBe('rolled_back');
+    expect(await directory(uid)).toEqual(before);
+    await expectReplays(handle);
+  });
+});
+
 describe('rollback on LDAP', () => {
   it('restores slapd exactly as it was observed when an operator rolls a completed run back', async () => {
     const uid = await freshUser('returner', ['engineering', 'vpn-users']);
@@ -286,17 +355,9 @@ describe('failures on LDAP', () => {
       const handle = await startRun(env.client, await faultyQueue({ failApplyAfter: k }), alert('account.leaver', uid), soc);
       const run = await waitForStatus(handle, [...ENDED]);
       expect({ status: run.status, error: run.error?.type }).toEqual({ status: 'compensated', error: 'ActionFailed' });
-      const actions = run.plan!.actions;
-      expect(actions).toHaveLength(4);
-      actions.forEach((action, index) => {
-        const entry = run.journal.find((j) => j.actionId === action.id)!;
-        expect({ index, status: entry.status }).toEqual({ index, status: index < k ? 'compensated' : 'pending' });
-        if (index === k - 1) expect(entry.error?.type).toBe('InjectedFault');
-      });
-      const compensated = (await env.ledger.entries({ runId: handle.workflowId })).filter((e) => e.kind === 'action.compensated');
+      expect(run.plan!.actions).toHaveLength(4);
       // Undone in reverse order of application, each undo a real change.
-      expect(compensated.map((e) => e.data.actionId)).toEqual(actions.slice(0, k).map((a) => a.id).reverse());
-      expect(compensated.every((e) => e.data.changed === true)).toBe(true);
+      await expectUndoneThrough(handle.workflowId, run, k, 'after');
       expect(await directory(uid)).toEqual(before);
       expect(await userState(uid)).toEqual({ lock: [], groups: GROUPS });
     });
@@ -355,24 +416,69 @@ describe('failures on LDAP', () => {
   });
 });
 
+describe('entitlement-cleanup failures on LDAP', () => {
+  // The account holds four groups; the alert names three, so the plan is three RemoveGroupMembership
+  // actions (in the playbook's stable order) and contractors is never touched.
+  const HELD = ['contractors', 'engineering', 'jira-users', 'vpn-users'];
+  const NAMED = ['engineering', 'jira-users', 'vpn-users'];
+  const cleanup = (uid: string) => alert('entitlement.excessive', uid, { entitlements: NAMED.map((name) => ({ kind: 'group' as const, name })) });
+
+  for (const failed of ['before', 'after'] as const) {
+    for (const k of [1, 2, 3]) {
+      const how = failed === 'before' ? 'fails before reaching slapd' : 'takes effect and its call fails';
+      it(`restores slapd exactly when removal ${k} of 3 ${how}`, async () => {
+        const uid = await freshUser('cleanup', HELD);
+        const before = await directory(uid, true);
+        const handle = await startRun(env.client, await faultyQueue(failed === 'before' ? { failApplyBefore: k } : { failApplyAfter: k }), cleanup(uid), soc);
+        const run = await waitForStatus(handle, [...ENDED, 'awaiting_approval']);
+        expect({ status: run.status, error: run.error?.type }).toEqual({ status: 'compensated', error: 'ActionFailed' });
+        expect(run.plan?.actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type)).sort()).toEqual(NAMED);
+        await expectUndoneThrough(handle.workflowId, run, k, failed);
+        // Every membership is back, nothing else moved, and the account entry was never written to.
+        expect(await groupMembers()).toEqual(before.groups);
+        expect(await userEntry(uid, true)).toEqual(before.user);
+        expect(await userState(uid)).toEqual({ lock: [], groups: HELD });
+      });
+    }
+  }
+
+  it('compensates and escalates when the removal of a named group reported done did not happen', async () => {
+    const uid = await freshUser('cleanup-liar', HELD);
+    const before = await directory(uid, true);
+    const handle = await startRun(env.client, await faultyQueue({ lieOnApply: 2 }), cleanup(uid), soc);
+    const run = await waitForStatus(handle, [...ENDED, 'awaiting_approval']);
+    expect({ status: run.status, error: run.error?.type }).toEqual({ status: 'needs_human', error: 'VerificationFailed' });
+    const actions = run.plan!.actions;
+    const lied = actions[1]!;
+    expect(run.error?.message).toContain(lied.id);
+    const entries = await env.ledger.entries({ runId: handle.workflowId });
+    const verdicts = Object.fromEntries(entries.filter((e) => e.kind.startsWith('action.verif')).map((e) => [e.data.actionId, e.kind]));
+    expect(verdicts).toEqual(Object.fromEntries(actions.map((a) => [a.id, a === lied ? 'action.verification_failed' : 'action.verified'])));
+    expect(entries.find((e) => e.kind === 'action.verification_failed')?.data.observed).toMatchObject({ member: true });
+    // The two real removals were put back; the one that never happened had nothing to restore.
+    const compensated = entries.filter((e) => e.kind === 'action.compensated');
+    expect(compensated.map((e) => [e.data.actionId, e.data.changed])).toEqual([
+      [actions[2]!.id, true],
+      [lied.id, false],
+      [actions[0]!.id, true],
+    ]);
+    expect(await groupMembers()).toEqual(before.groups);
+    expect(await userEntry(uid, true)).toEqual(before.user);
+    expect(await userState(uid)).toEqual({ lock: [], groups: HELD });
+    await expectReplays(handle);
+  });
+});
+
 describe('idempotent retries on LDAP', () => {
   it('applies the same disable and the same removal twice, and changes slapd only once', async () => {
     const uid = await freshUser('twice', ['jira-users', 'vpn-users']);
-    const changes: Record<string, boolean[]> = {};
-    const recording = wrapConnector(connector, async (operation, _args, call) => {
-      const result = await call();
-      if (result && typeof result === 'object' && 'changed' in result) (changes[operation] ??= []).push((result as { changed: boolean }).changed);
-      return result;
-    });
-    const activities = createRemediationActivities({ connectors: { ldap: recording }, ledger: env.ledger, policy: env.policy });
+    const { ldap, changes } = recordingConnector();
+    const activities = createRemediationActivities({ connectors: { ldap }, ledger: env.ledger, policy: env.policy });
     const snapshot = await connector.readAccount({ userName: uid });
     const jira = snapshot.groups.find((g) => g.displayName === 'jira-users')!;
-    const { disableAccount, removeMembership } = await import('../../playbooks/actions.js');
-    const { accountTarget } = await import('../../playbooks/types.js');
     const target = accountTarget(snapshot);
     const runId = `run_${randomBytes(16).toString('hex')}`;
     const planDigest = randomBytes(32).toString('hex');
-    const versionOf = async (dn: string) => (await admin.search(dn, { scope: 'base', attributes: ['entryCSN', 'modifyTimestamp'] })).searchEntries[0];
 
     const disable = { runId, playbook: 'deprovision-account', action: disableAccount(target), planDigest };
     expect((await activities.applyAction(disable)).changed).toBe(true);
@@ -402,5 +508,32 @@ describe('idempotent retries on LDAP', () => {
     expect(changes).toEqual({ setAccountActive: [true, false], removeGroupMember: [true, false], addGroupMember: [true, false] });
     const applied = (await env.ledger.entries({ runId })).filter((e) => e.kind === 'action.applied');
     expect(applied.map((e) => e.data.actionId)).toEqual([disable.action.id, remove.action.id]);
+  });
+
+  it('applies the same group removal twice under entitlement-cleanup, and changes slapd only once', async () => {
+    const uid = await freshUser('twice-cleanup', ['engineering', 'jira-users']);
+    const before = await directory(uid, true);
+    const { ldap, changes } = recordingConnector();
+    const activities = createRemediationActivities({ connectors: { ldap }, ledger: env.ledger, policy: env.policy });
+    const snapshot = await connector.readAccount({ userName: uid });
+    const engineering = snapshot.groups.find((g) => g.displayName === 'engineering')!;
+    const runId = `run_${randomBytes(16).toString('hex')}`;
+    const remove = { runId, playbook: 'entitlement-cleanup', action: removeMembership(accountTarget(snapshot), engineering), planDigest: randomBytes(32).toString('hex') };
+
+    expect((await activities.applyAction(remove)).changed).toBe(true);
+    const removedAt = await versionOf(groupDn('engineering'));
+    const membersAfterRemoval = await groupMembers();
+    expect(membersAfterRemoval).toEqual(without(before.groups, uid, ['engineering']));
+    // The retry recognises the removal as this run's own and writes nothing.
+    expect((await activities.applyAction(remove)).changed).toBe(true);
+    expect(await versionOf(groupDn('engineering'))).toEqual(removedAt);
+    expect(await groupMembers()).toEqual(membersAfterRemoval);
+    expect(await userEntry(uid, true)).toEqual(before.user);
+    expect(await userState(uid)).toEqual({ lock: [], groups: ['jira-users'] });
+
+    expect(changes).toEqual({ removeGroupMember: [true, false] });
+    const entries = await env.ledger.entries({ runId });
+    expect(entries.filter((e) => e.kind === 'action.started').map((e) => e.data.actionId)).toEqual([remove.action.id]);
+    expect(entries.filter((e) => e.kind === 'action.applied').map((e) => e.data.actionId)).toEqual([remove.action.id]);
   });
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   AddUserToGroupCommand,
+  AttachGroupPolicyCommand,
   AttachRolePolicyCommand,
   AttachUserPolicyCommand,
   CreateAccessKeyCommand,
@@ -21,6 +22,12 @@ export interface TestMoto {
   url: string;
   /** An IAM client for the emulator: region us-east-1, credentials test/test, one attempt per call. */
   client: IAMClient;
+  /**
+   * Another IAM client: in another moto account (`account`, 12 digits, sent as moto's
+   * x-moto-account-id header; a fresh account holds nothing), and/or through another endpoint (such as
+   * the Access Advisor recorder in front of moto).
+   */
+  iamClient(options: { account?: string; endpoint?: string }): IAMClient;
   process: ManagedProcess;
   /** Forgets every resource (POST /moto-api/reset). */
   reset(): Promise<void>;
@@ -42,9 +49,25 @@ export async function startMoto(): Promise<TestMoto> {
     await child.stop(2000);
     throw error;
   }
+  const iamClient = (options: { account?: string; endpoint?: string }): IAMClient => {
+    const client = createIamClient({ region: 'us-east-1', endpoint: options.endpoint ?? url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const account = options.account;
+    if (account !== undefined) {
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const request = args.request as { headers?: Record<string, string> };
+          if (request.headers) request.headers['x-moto-account-id'] = account;
+          return next(args);
+        },
+        { step: 'build', name: 'motoAccount' },
+      );
+    }
+    return client;
+  };
   return {
     url,
-    client: createIamClient({ region: 'us-east-1', endpoint: url, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } }),
+    client: iamClient({}),
+    iamClient,
     process: child,
     async reset() {
       const response = await fetch(`${url}/moto-api/reset`, { method: 'POST', signal: AbortSignal.timeout(5000) });
@@ -80,9 +103,14 @@ export class TestAws {
     return `${prefix}-${++this.counter}-${randomBytes(3).toString('hex')}`;
   }
 
-  async group(prefix: string): Promise<{ id: string; name: string }> {
+  async group(prefix: string): Promise<{ id: string; name: string; arn: string }> {
     const { Group } = await this.client.send(new CreateGroupCommand({ GroupName: this.unique(prefix) }));
-    return { id: Group?.GroupId ?? '', name: Group?.GroupName ?? '' };
+    return { id: Group?.GroupId ?? '', name: Group?.GroupName ?? '', arn: Group?.Arn ?? '' };
+  }
+
+  /** Attaches managed policies (ARNs) to a group. */
+  async attachToGroup(group: { name: string }, ...policies: string[]): Promise<void> {
+    for (const arn of policies) await this.client.send(new AttachGroupPolicyCommand({ GroupName: group.name, PolicyArn: arn }));
   }
 
   /** A customer managed policy (allowing s3:GetObject unless a document is given). */
@@ -100,7 +128,7 @@ export class TestAws {
   async user(
     prefix: string,
     options: { keys?: number; groups?: { name: string }[]; policies?: string[]; loginProfile?: boolean; userName?: string } = {},
-  ): Promise<{ id: string; userName: string; keys: TestKey[] }> {
+  ): Promise<{ id: string; userName: string; arn: string; keys: TestKey[] }> {
     const userName = options.userName ?? this.unique(prefix);
     const { User } = await this.client.send(new CreateUserCommand({ UserName: userName }));
     const keys: TestKey[] = [];
@@ -113,7 +141,7 @@ export class TestAws {
     if (options.loginProfile) {
       await this.client.send(new CreateLoginProfileCommand({ UserName: userName, Password: `T3st!${randomBytes(12).toString('base64url')}`, PasswordResetRequired: false }));
     }
-    return { id: User?.UserId ?? '', userName, keys };
+    return { id: User?.UserId ?? '', userName, arn: User?.Arn ?? '', keys };
   }
 
   /** A role EC2 may assume, with `policies` (ARNs) attached. */

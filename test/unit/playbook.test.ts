@@ -1,5 +1,8 @@
 import { describe, it, expect } from 'vitest';
-import { actionIdFor, type AccountSnapshot, type Action, type Alert, type GroupRef } from '../../domain/index.js';
+import { actionIdFor, Alert as AlertSchema, type AccountSnapshot, type Action, type Alert, type GroupRef } from '../../domain/index.js';
+import { DEFAULT_UNUSED_FOR_DAYS, entitlementCleanup } from '../../playbooks/entitlement-cleanup.js';
+import { quarantineAgent } from '../../playbooks/quarantine-agent.js';
+import { revokeCredential } from '../../playbooks/revoke-credential.js';
 import { deprovisionAccount } from '../../playbooks/deprovision-account.js';
 import { handledKinds, playbookForKind, playbookNamed, playbooks } from '../../playbooks/registry.js';
 
@@ -120,5 +123,48 @@ describe('playbook registry', () => {
   it('throws for a name that is only an inherited object property, such as toString', () => {
     expect(() => playbookNamed('toString')).toThrow('no playbook named toString');
     expect(() => playbookNamed('constructor')).toThrow('no playbook named constructor');
+  });
+});
+
+describe('entitlement-cleanup stale search', () => {
+  const excessive = (patch: Partial<Alert> = {}): Alert => ({ ...alert, kind: 'entitlement.excessive', subject: { system: 'aws', userName: 'ci-bot' }, ...patch });
+
+  it('asks observe for stale entitlements only when the alert names none, after the alert’s days or the default', () => {
+    expect(entitlementCleanup.staleAfterDays?.(excessive())).toBe(DEFAULT_UNUSED_FOR_DAYS);
+    expect(entitlementCleanup.staleAfterDays?.(excessive({ unusedForDays: 30 }))).toBe(30);
+    expect(entitlementCleanup.staleAfterDays?.(excessive({ unusedForDays: 30, entitlements: [{ kind: 'policy', name: 'ReadOnlyAccess' }] }))).toBeUndefined();
+  });
+
+  it('takes unusedForDays from 1 to 400 whole days, naming the field otherwise', () => {
+    expect(AlertSchema.safeParse(excessive({ unusedForDays: 400 })).success).toBe(true);
+    for (const bad of [0, 401, 2.5]) {
+      const parsed = AlertSchema.safeParse(excessive({ unusedForDays: bad }));
+      expect(parsed.success).toBe(false);
+      expect(parsed.error?.issues[0]?.path).toEqual(['unusedForDays']);
+    }
+  });
+});
+
+describe('revoke-credential plan', () => {
+  const leaked = (usedByOthers: boolean): Alert => ({ ...alert, kind: 'credential.leaked', subject: { system: 'ldap', userName: 'svc' }, credential: { id: 'key-1', usedByOthers } });
+  const withKey: AccountSnapshot = { ...snapshot(), system: 'ldap', credentials: [{ id: 'key-1', active: true, createdAt: null, lastUsedAt: null, lastUsedService: null, lastUsedRegion: null }] };
+
+  it('refuses, rather than only deactivate the key, when someone else used it and the system has no quarantine policy', () => {
+    expect(() => revokeCredential.plan(leaked(true), withKey)).toThrow(expect.objectContaining({ type: 'UnsupportedOperation' }) as Error);
+  });
+
+  it('deactivates the key alone when only its owner used it', () => {
+    expect(revokeCredential.plan(leaked(false), withKey).map((a) => a.type)).toEqual(['DeactivateCredential']);
+  });
+});
+
+describe('quarantine-agent plan', () => {
+  it('disables a directory account (no keys, no deny policy) and removes it only from privileged groups', () => {
+    const actions = quarantineAgent.plan({ ...alert, kind: 'agent.anomalous' }, snapshot({ groups: [...groups, { id: 'g-adm', displayName: 'admins' }] }), { privilegedGroups: ['admins'] });
+    expect(actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type))).toEqual(['DisableAccount', 'admins']);
+  });
+
+  it('plans nothing for a disabled directory account outside privileged groups', () => {
+    expect(quarantineAgent.plan({ ...alert, kind: 'agent.anomalous' }, snapshot({ active: false }), { privilegedGroups: ['admins'] })).toEqual([]);
   });
 });

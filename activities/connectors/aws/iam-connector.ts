@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   AddUserToGroupCommand,
   AttachRolePolicyCommand,
@@ -8,28 +9,33 @@ import {
   DeleteLoginProfileCommand,
   DetachRolePolicyCommand,
   DetachUserPolicyCommand,
+  GenerateServiceLastAccessedDetailsCommand,
   GetAccessKeyLastUsedCommand,
   GetGroupCommand,
   GetLoginProfileCommand,
+  GetPolicyCommand,
   GetPolicyVersionCommand,
   GetRoleCommand,
+  GetServiceLastAccessedDetailsCommand,
   GetUserCommand,
+  ListPoliciesGrantingServiceAccessCommand,
   paginateListAccessKeys,
   paginateListAttachedRolePolicies,
   paginateListAttachedUserPolicies,
   paginateListGroups,
   paginateListGroupsForUser,
-  paginateListPolicies,
   paginateListRoles,
   paginateListUsers,
   RemoveUserFromGroupCommand,
   UpdateAccessKeyCommand,
   type AccessKeyLastUsed,
   type AccessKeyMetadata,
+  type Group,
   type IAMClient,
   type Policy,
+  type PolicyGrantingServiceAccess,
 } from '@aws-sdk/client-iam';
-import { CordonError, type AccountSnapshot, type CredentialState, type GroupRef, type PolicyRef } from '../../../domain/index.js';
+import { CordonError, type AccountSnapshot, type CredentialState, type GroupRef, type PolicyRef, type StaleEntitlement } from '../../../domain/index.js';
 import type { AccountHandle, AccountRef, ChangeResult, DirectoryConnector, ObjectHandle } from '../types.js';
 import { awsErrorCode, iamFailure } from './iam-errors.js';
 import { isDenyAllDocument, QUARANTINE_POLICY_DOCUMENT, QUARANTINE_POLICY_NAME, QUARANTINE_POLICY_PATH } from './quarantine-policy.js';
@@ -49,21 +55,31 @@ export type IamConnector = DirectoryConnector &
       | 'attachPolicy'
       | 'detachPolicy'
       | 'quarantinePolicy'
+      | 'staleEntitlements'
     >
   >;
 
 export interface IamConnectorOptions {
   /** Built by `createIamClient` (one attempt per call; Temporal retries). */
   client: IAMClient;
+  /** How long `staleEntitlements` waits for an Access Advisor report (default 20 s, inside observe's 30 s). */
+  accessAdvisorWaitMs?: number;
+  /** The clock disuse is measured against; the system clock when absent. */
+  now?: () => Date;
 }
 
 type IamKind = 'user' | 'role';
 
-/** An IAM user or role: its immutable id (UserId AIDA…, RoleId AROA…) and the name every call takes. */
+/**
+ * An IAM user or role: its immutable id (UserId AIDA…, RoleId AROA…), the name every call takes, its
+ * ARN (which names its account) and when it was created.
+ */
 interface Identity {
   kind: IamKind;
   id: string;
   name: string;
+  arn: string;
+  createdAt: Date | undefined;
 }
 
 // ListUsers and friends return at most 1000 items a page. AWS's quotas (5000 users, 5000 roles,
@@ -75,6 +91,14 @@ const MAX_PAGES = 100;
 // A managed policy ARN: AWS answers InvalidInput for anything else (moto answers NoSuchEntity), so
 // the connector checks the form itself and both refuse it the same way.
 const POLICY_ARN = /^arn:aws(?:-[a-z]+)*:iam::(?:aws|\d{12}):policy\/[\u0021-\u007e]{1,2000}$/;
+
+// Cordon's quarantine policy in any account: attaching it creates it there first when it is absent.
+const QUARANTINE_ARN = new RegExp(`^arn:aws(?:-[a-z]+)*:iam::\\d{12}:policy${QUARANTINE_POLICY_PATH}${QUARANTINE_POLICY_NAME}$`);
+
+// ListPoliciesGrantingServiceAccess takes a bounded list of namespaces a call; a user's report
+// rarely names more than a few dozen services, so batches of this size mean one or two calls.
+const NAMESPACES_PER_CALL = 100;
+const DAY_MS = 86_400_000;
 
 function iamKind(kind: AccountRef['kind']): IamKind {
   if (kind === undefined || kind === 'user') return 'user';
@@ -123,6 +147,8 @@ function randomPassword(length = 40): string {
  */
 export function createIamConnector(system: string, options: IamConnectorOptions): IamConnector {
   const { client } = options;
+  const now = options.now ?? (() => new Date());
+  const advisorWaitMs = options.accessAdvisorWaitMs ?? 20_000;
 
   const call = async <T>(operation: string, run: () => Promise<T>): Promise<T> => {
     try {
@@ -166,22 +192,22 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
   const getByName = async (kind: IamKind, name: string): Promise<Identity> => {
     if (kind === 'user') {
       const { User } = await call('GetUser', () => client.send(new GetUserCommand({ UserName: name })));
-      if (!User?.UserId || !User.UserName) throw new CordonError('ConnectorUnavailable', `IAM GetUser answered without the user ${name}`);
-      return { kind, id: User.UserId, name: User.UserName };
+      if (!User?.UserId || !User.UserName || !User.Arn) throw new CordonError('ConnectorUnavailable', `IAM GetUser answered without the user ${name}`);
+      return { kind, id: User.UserId, name: User.UserName, arn: User.Arn, createdAt: User.CreateDate };
     }
     const { Role } = await call('GetRole', () => client.send(new GetRoleCommand({ RoleName: name })));
-    if (!Role?.RoleId || !Role.RoleName) throw new CordonError('ConnectorUnavailable', `IAM GetRole answered without the role ${name}`);
-    return { kind, id: Role.RoleId, name: Role.RoleName };
+    if (!Role?.RoleId || !Role.RoleName || !Role.Arn) throw new CordonError('ConnectorUnavailable', `IAM GetRole answered without the role ${name}`);
+    return { kind, id: Role.RoleId, name: Role.RoleName, arn: Role.Arn, createdAt: Role.CreateDate };
   };
 
   // IAM has no lookup by UserId or RoleId: list and match (bounded, see MAX_PAGES).
   const findById = async (kind: IamKind, id: string): Promise<Identity> => {
-    const name =
+    const found =
       kind === 'user'
-        ? (await findFirst('ListUsers', paginateListUsers({ client, pageSize: PAGE_SIZE }, {}), (p) => p.Users, (u) => u.UserId === id))?.UserName
-        : (await findFirst('ListRoles', paginateListRoles({ client, pageSize: PAGE_SIZE }, {}), (p) => p.Roles, (r) => r.RoleId === id))?.RoleName;
-    if (!name) throw new CordonError('TargetNotFound', `no IAM ${kind} with id ${id}`, { id, kind });
-    return { kind, id, name };
+        ? await findFirst('ListUsers', paginateListUsers({ client, pageSize: PAGE_SIZE }, {}), (p) => p.Users, (u) => u.UserId === id).then((u) => u && { name: u.UserName, arn: u.Arn, createdAt: u.CreateDate })
+        : await findFirst('ListRoles', paginateListRoles({ client, pageSize: PAGE_SIZE }, {}), (p) => p.Roles, (r) => r.RoleId === id).then((r) => r && { name: r.RoleName, arn: r.Arn, createdAt: r.CreateDate });
+    if (!found?.name || !found.arn) throw new CordonError('TargetNotFound', `no IAM ${kind} with id ${id}`, { id, kind });
+    return { kind, id, name: found.name, arn: found.arn, createdAt: found.createdAt };
   };
 
   /** The identity a handle names, re-read now; refused if its name has come to mean another id. */
@@ -226,8 +252,11 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
     return { id: Group.GroupId, name: groupName };
   };
 
+  const userGroups = (user: Identity): Promise<Group[]> =>
+    collect('ListGroupsForUser', paginateListGroupsForUser({ client, pageSize: PAGE_SIZE }, { UserName: user.name }), (p) => p.Groups);
+
   const groupsOf = async (user: Identity): Promise<GroupRef[]> => {
-    const groups = await collect('ListGroupsForUser', paginateListGroupsForUser({ client, pageSize: PAGE_SIZE }, { UserName: user.name }), (p) => p.Groups);
+    const groups = await userGroups(user);
     return groups
       .flatMap((g) => (g.GroupId && g.GroupName ? [{ id: g.GroupId, name: g.GroupName, displayName: g.GroupName }] : []))
       .sort((a, b) => a.id.localeCompare(b.id));
@@ -276,13 +305,24 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
     return policy.id;
   };
 
-  const findQuarantinePolicy = async (): Promise<Policy | undefined> => {
-    return findFirst(
-      'ListPolicies',
-      paginateListPolicies({ client, pageSize: PAGE_SIZE }, { Scope: 'Local', PathPrefix: QUARANTINE_POLICY_PATH }),
-      (p) => p.Policies,
-      (p) => p.PolicyName === QUARANTINE_POLICY_NAME && p.Path === QUARANTINE_POLICY_PATH,
-    );
+  /** The ARN Cordon's quarantine policy has, or will have once attached, in the account and partition of `identity`. */
+  const quarantineArnOf = (identity: Identity): string => {
+    const [prefix, partition, service, , account] = identity.arn.split(':');
+    if (prefix !== 'arn' || !partition || service !== 'iam' || !account || !/^\d{12}$/.test(account)) {
+      throw new CordonError('ConnectorUnavailable', `IAM answered an ARN without an account id for ${identity.kind} ${identity.name}: ${identity.arn}`);
+    }
+    return `arn:${partition}:iam::${account}:policy${QUARANTINE_POLICY_PATH}${QUARANTINE_POLICY_NAME}`;
+  };
+
+  /** A managed policy by ARN, or undefined when there is none. */
+  const getPolicy = async (arn: string): Promise<(Policy & { Arn: string }) | undefined> => {
+    try {
+      const { Policy: policy } = await call('GetPolicy', () => client.send(new GetPolicyCommand({ PolicyArn: arn })));
+      return policy ? { ...policy, Arn: arn } : undefined;
+    } catch (error) {
+      if (error instanceof CordonError && error.type === 'TargetNotFound') return undefined;
+      throw error;
+    }
   };
 
   const createQuarantinePolicy = async (): Promise<Policy | undefined> => {
@@ -302,6 +342,94 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
       if (awsErrorCode(error) === 'EntityAlreadyExists') return undefined;
       throw iamFailure(error, 'CreatePolicy');
     }
+  };
+
+  /**
+   * Makes sure Cordon's deny-all policy is at `arn` before an attach: created when absent (a create
+   * racing another worker's is tolerated), refused (ConnectorRejected) when what is there is not
+   * deny-all, or when `arn` is not the quarantine policy of `identity`'s own account.
+   */
+  const ensureQuarantinePolicy = async (arn: string, identity: Identity): Promise<void> => {
+    const own = quarantineArnOf(identity);
+    if (arn !== own) {
+      throw new CordonError('ConnectorRejected', `${arn} is not Cordon's quarantine policy in the account of IAM ${identity.kind} ${identity.name} (${own})`, { field: 'policy.id', arn });
+    }
+    let policy = await getPolicy(arn);
+    if (!policy) {
+      const created = await createQuarantinePolicy();
+      if (created) {
+        if (created.Arn !== arn) throw new CordonError('ConnectorRejected', `IAM created the quarantine policy as ${String(created.Arn)}, not ${arn}`, { arn });
+        return;
+      }
+      policy = await getPolicy(arn);
+      if (!policy) throw new CordonError('ConnectorUnavailable', `IAM says ${arn} exists but does not return it`, { arn });
+    }
+    await assertDenyAll(policy);
+  };
+
+  /**
+   * When `arn` (a user or role) last authenticated to each service its policies allow, null for never
+   * (within Access Advisor's tracking period), from an Access Advisor job polled for at most
+   * `advisorWaitMs`. A job still running then, or failed, is ConnectorUnavailable (retryable).
+   */
+  const lastAccessed = async (arn: string): Promise<Map<string, Date | null>> => {
+    const { JobId: jobId } = await call('GenerateServiceLastAccessedDetails', () =>
+      client.send(new GenerateServiceLastAccessedDetailsCommand({ Arn: arn, Granularity: 'SERVICE_LEVEL' })),
+    );
+    if (!jobId) throw new CordonError('ConnectorUnavailable', `IAM GenerateServiceLastAccessedDetails answered without a job id for ${arn}`);
+    const deadline = Date.now() + advisorWaitMs;
+    let delay = 250;
+    const used = new Map<string, Date | null>();
+    let marker: string | undefined;
+    for (let pages = 0; ; ) {
+      const from = marker;
+      const page = await call('GetServiceLastAccessedDetails', () =>
+        client.send(new GetServiceLastAccessedDetailsCommand({ JobId: jobId, MaxItems: PAGE_SIZE, ...(from !== undefined ? { Marker: from } : {}) })),
+      );
+      const details = { operation: 'GetServiceLastAccessedDetails', jobId, arn };
+      switch (page.JobStatus) {
+        case 'COMPLETED':
+          break;
+        case 'FAILED':
+          throw new CordonError('ConnectorUnavailable', `IAM Access Advisor job ${jobId} for ${arn} failed: ${page.Error?.Message ?? 'no reason given'}`, details);
+        default: {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new CordonError('ConnectorUnavailable', `IAM Access Advisor job ${jobId} for ${arn} is still running after ${advisorWaitMs} ms`, details);
+          await sleep(Math.min(delay, left));
+          delay = Math.min(delay * 2, 2_000);
+          continue;
+        }
+      }
+      for (const service of page.ServicesLastAccessed ?? []) {
+        if (service.ServiceNamespace) used.set(service.ServiceNamespace, service.LastAuthenticated ?? null);
+      }
+      marker = page.IsTruncated ? page.Marker : undefined;
+      if (marker === undefined) return used;
+      if (++pages >= MAX_PAGES) throw new CordonError('ConnectorRejected', `IAM Access Advisor job ${jobId} for ${arn}: more than ${MAX_PAGES} pages`, details);
+    }
+  };
+
+  /** For each of `namespaces`, the policies that let `arn` (a user, role or group) use that service. */
+  const grantsTo = async (arn: string, namespaces: readonly string[]): Promise<Map<string, PolicyGrantingServiceAccess[]>> => {
+    const grants = new Map<string, PolicyGrantingServiceAccess[]>();
+    for (let i = 0; i < namespaces.length; i += NAMESPACES_PER_CALL) {
+      const batch = namespaces.slice(i, i + NAMESPACES_PER_CALL);
+      let marker: string | undefined;
+      let pages = 0;
+      do {
+        if (++pages > MAX_PAGES) throw new CordonError('ConnectorRejected', `IAM ListPoliciesGrantingServiceAccess for ${arn}: more than ${MAX_PAGES} pages`, { operation: 'ListPoliciesGrantingServiceAccess' });
+        const from = marker;
+        const page = await call('ListPoliciesGrantingServiceAccess', () =>
+          client.send(new ListPoliciesGrantingServiceAccessCommand({ Arn: arn, ServiceNamespaces: batch, ...(from !== undefined ? { Marker: from } : {}) })),
+        );
+        for (const entry of page.PoliciesGrantingServiceAccess ?? []) {
+          if (!entry.ServiceNamespace || !entry.Policies?.length) continue;
+          grants.set(entry.ServiceNamespace, [...(grants.get(entry.ServiceNamespace) ?? []), ...entry.Policies]);
+        }
+        marker = page.IsTruncated ? page.Marker : undefined;
+      } while (marker !== undefined);
+    }
+    return grants;
   };
 
   const assertDenyAll = async (policy: Policy & { Arn: string }): Promise<void> => {
@@ -413,11 +541,16 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
       return { changed: true, before };
     },
 
+    /**
+     * Attaches a managed policy unless it is attached. Cordon's quarantine policy is created first when
+     * absent (the first attach in an account), and refused when what is at its name is not deny-all.
+     */
     async attachPolicy(account, policy): Promise<ChangeResult> {
       const arn = policyArn(policy);
       const identity = await resolve(account);
       const before = { attached: (await policiesOf(identity)).some((p) => p.id === arn) };
       if (before.attached) return { changed: false, before };
+      if (QUARANTINE_ARN.test(arn)) await ensureQuarantinePolicy(arn, identity);
       await (identity.kind === 'user'
         ? call('AttachUserPolicy', () => client.send(new AttachUserPolicyCommand({ UserName: identity.name, PolicyArn: arn })))
         : call('AttachRolePolicy', () => client.send(new AttachRolePolicyCommand({ RoleName: identity.name, PolicyArn: arn }))));
@@ -436,22 +569,69 @@ export function createIamConnector(system: string, options: IamConnectorOptions)
     },
 
     /**
-     * Cordon's deny-all policy at /cordon/CordonQuarantineDenyAll: looked up, created when absent
-     * (a concurrent create is tolerated), and refused (ConnectorRejected) when a policy found there
-     * is not deny-all.
+     * Cordon's deny-all policy at /cordon/CordonQuarantineDenyAll in the account of `account`: its ARN
+     * is derived from the identity's own (account id and partition), so nothing is created here;
+     * `attachPolicy` creates it on first use. A policy already there that is not deny-all is refused
+     * (ConnectorRejected) now, before any plan is built around it.
      */
-    async quarantinePolicy() {
-      let policy = await findQuarantinePolicy();
-      let createdHere = false;
-      if (!policy) {
-        policy = await createQuarantinePolicy();
-        createdHere = policy !== undefined;
-        policy ??= await findQuarantinePolicy();
-      }
-      if (!policy?.Arn) throw new CordonError('ConnectorUnavailable', `IAM did not return the policy ${QUARANTINE_POLICY_PATH}${QUARANTINE_POLICY_NAME}`);
-      const arn = policy.Arn;
-      if (!createdHere) await assertDenyAll({ ...policy, Arn: arn });
+    async quarantinePolicy(account) {
+      const arn = quarantineArnOf(await resolve(account));
+      const existing = await getPolicy(arn);
+      if (existing) await assertDenyAll(existing);
       return { id: arn, name: arn, displayName: QUARANTINE_POLICY_NAME };
+    },
+
+    /**
+     * The managed policies attached to `account`, and (for a user) its groups, that grant only services
+     * it has not used for `unusedForDays` days, per IAM Access Advisor: GenerateServiceLastAccessedDetails
+     * for when it last used each service, ListPoliciesGrantingServiceAccess for which policy (or group)
+     * grants which. One that grants nothing (deny-only, like the quarantine policy) is never stale; an
+     * identity younger than the window has nothing stale yet.
+     */
+    async staleEntitlements(account, unusedForDays): Promise<StaleEntitlement[]> {
+      if (!Number.isInteger(unusedForDays) || unusedForDays < 1 || unusedForDays > 400) {
+        // Access Advisor tracks the last 400 days: a longer window would call everything unused.
+        throw new CordonError('InvalidRequest', `unusedForDays must be a whole number of days from 1 to 400, not ${unusedForDays}`, { field: 'unusedForDays' });
+      }
+      const identity = await resolve(account);
+      const cutoff = now().getTime() - unusedForDays * DAY_MS;
+      if (identity.createdAt !== undefined && identity.createdAt.getTime() > cutoff) return [];
+      const used = await lastAccessed(identity.arn);
+      const namespaces = [...used.keys()].sort();
+      if (namespaces.length === 0) return [];
+
+      /** The entitlement, when none of the services it grants was used since the cutoff. */
+      const staleOf = (kind: StaleEntitlement['kind'], id: string, displayName: string, services: ReadonlySet<string>): StaleEntitlement | undefined => {
+        if (services.size === 0) return undefined;
+        let last: number | null = null;
+        for (const service of services) {
+          const at = used.get(service)?.getTime() ?? null;
+          if (at !== null && at >= cutoff) return undefined;
+          if (at !== null && (last === null || at > last)) last = at;
+        }
+        return { kind, id, displayName, lastUsedAt: last === null ? null : new Date(last).toISOString(), services: services.size };
+      };
+
+      // Managed policies come back by ARN (inline ones, which Cordon does not detach, without one).
+      const byPolicy = new Map<string, Set<string>>();
+      for (const [service, policies] of await grantsTo(identity.arn, namespaces)) {
+        for (const p of policies) if (p.PolicyArn) byPolicy.set(p.PolicyArn, (byPolicy.get(p.PolicyArn) ?? new Set()).add(service));
+      }
+      const stale: StaleEntitlement[] = [];
+      for (const policy of await policiesOf(identity)) {
+        const found = staleOf('policy', policy.id, policy.displayName, byPolicy.get(policy.id) ?? new Set());
+        if (found) stale.push(found);
+      }
+      if (identity.kind === 'user') {
+        // What a membership grants: the group's own policies, managed and inline.
+        for (const group of await userGroups(identity)) {
+          if (!group.Arn || !group.GroupId || !group.GroupName) continue;
+          const grants = await grantsTo(group.Arn, namespaces);
+          const found = staleOf('group', group.GroupId, group.GroupName, new Set(grants.keys()));
+          if (found) stale.push(found);
+        }
+      }
+      return stale.sort((a, b) => a.kind.localeCompare(b.kind) || a.id.localeCompare(b.id));
     },
   };
 }
