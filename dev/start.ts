@@ -1,8 +1,9 @@
 // `npm start`: Cordon's embedded default on one machine. Starts the Temporal dev server (SQLite in the
-// data directory, UI on 8233), the demo SCIM directory, the worker and the API, prints where they are,
-// and stops every child it started, by PID, on Ctrl-C.
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+// data directory, UI on 8233), the demo SCIM directory, the demo LDAP directory and AWS account where
+// slapd and moto are available, the worker and the API, prints where they are and which playbooks it
+// cannot offer, and stops every child it started, by PID, on Ctrl-C.
+import { constants, existsSync, readFileSync } from 'node:fs';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { ScimClient } from '../activities/connectors/scim/scim-client.js';
@@ -81,6 +82,20 @@ async function waitForWorker(config: Config, worker: ManagedProcess): Promise<vo
   } finally {
     await connection.close();
   }
+}
+
+/**
+ * moto's server: the configured one (CORDON_MOTO_SERVER_PATH), which must exist, or the project's
+ * own, installed into `.tools` when missing. Throws when there is none, naming where it looked.
+ */
+async function motoServer(configured: string | undefined): Promise<string> {
+  if (configured === undefined) return ensureMotoServer(PROJECT_ROOT, 'python3', say);
+  const found = await access(configured, constants.X_OK).then(
+    () => true,
+    () => false,
+  );
+  if (!found) throw new Error(`no moto server at ${configured} (CORDON_MOTO_SERVER_PATH)`);
+  return configured;
 }
 
 async function main(): Promise<void> {
@@ -185,15 +200,15 @@ async function main(): Promise<void> {
     }
     let awsLine: string;
     try {
-      const motoPath = await ensureMotoServer(PROJECT_ROOT, 'python3', say);
+      const motoPath = await motoServer(config.dev.motoServerPath);
       const aws = await startAwsDemo({ motoPath, port: config.dev.awsDemoPort, logFile: join(logs, 'aws.log') });
       await record(aws.process, motoPath);
       const credentialsFile = join(config.dataDir, 'aws-demo-credentials.json');
       await writeFile(credentialsFile, `${JSON.stringify({ accessKeyId: 'demo', secretAccessKey: 'demo' })}\n`, { mode: 0o600 });
-      Object.assign(optionalEnv, { CORDON_AWS_REGION: 'us-east-1', CORDON_AWS_ENDPOINT: aws.url, CORDON_AWS_CREDENTIALS_FILE: credentialsFile });
+      Object.assign(optionalEnv, { CORDON_AWS_REGION: 'us-east-1', CORDON_AWS_ENDPOINT: aws.url, CORDON_AWS_CREDENTIALS_FILE: credentialsFile, CORDON_AWS_ACCESS_ADVISOR: 'off' });
       awsLine = `${aws.url}  (moto, in memory: seeded again at each start; leaked key ${aws.leakedKeyId})`;
     } catch (error) {
-      unavailable.push(`revoke-credential, quarantine-agent and entitlement-cleanup on AWS (${(error as Error).message.split('\n')[0]})`);
+      unavailable.push(`revoke-credential, quarantine-agent and entitlement-cleanup on AWS: ${(error as Error).message.split('\n')[0]}`);
       awsLine = 'not started: moto is not available';
     }
 

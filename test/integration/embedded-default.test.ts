@@ -1,13 +1,15 @@
 // `npm start` end to end, as a person uses it: the embedded default comes up (Temporal dev server
 // with its SQLite file, the demo SCIM directory, the demo LDAP directory and AWS account, worker,
-// API), the CLI sends every example alert, approvals go through with separation of duties, Ctrl-C
-// stops every child by PID, and a second start on the same data directory finds the run that was
-// waiting for approval still waiting.
+// API), the CLI sends every example alert, approvals go through with separation of duties, an
+// approver rejects a run, Ctrl-C stops every child by PID, and a second start on the same data
+// directory, without slapd and without moto, says which playbooks it cannot offer and finds the run
+// that was waiting for approval still waiting.
 import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { eqFilter, ScimClient } from '../../activities/connectors/scim/scim-client.js';
 import { PROJECT_ROOT } from '../../config/config.js';
 import { freePort, isAlive, spawnManaged, waitUntil, type ManagedProcess } from '../../dev/processes.js';
 import { describeActionChange, type RunView } from '../../domain/index.js';
@@ -18,6 +20,7 @@ let apiUrl: string;
 let uiPort: number;
 let ldapPort: number;
 let awsPort: number;
+let scimPort: number;
 let current: ManagedProcess | undefined;
 
 beforeAll(async () => {
@@ -25,6 +28,7 @@ beforeAll(async () => {
   const [temporalPort, api, ui, scim, ldap, aws] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
   ldapPort = ldap;
   awsPort = aws;
+  scimPort = scim;
   uiPort = ui;
   apiUrl = `http://127.0.0.1:${api}`;
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('CORDON_') && !name.startsWith('TEMPORAL_')));
@@ -63,16 +67,27 @@ async function interrupt(child: ManagedProcess): Promise<{ code: number | null; 
   return { code: exit.code, pids: recorded.map((r) => r.pid) };
 }
 
-/** Runs `npx cordon …` (bin/cordon.js) against this stack. */
-function cordon(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+type CliResult = { code: number; stdout: string; stderr: string };
+
+/** Runs `npx cordon …` (bin/cordon.js) against this stack, with `stdin` on its standard input and `extraEnv` on top of the stack's environment. */
+function cordonWith(options: { stdin?: string; extraEnv?: NodeJS.ProcessEnv }, ...args: string[]): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [join(PROJECT_ROOT, 'bin/cordon.js'), ...args],
-      { cwd: PROJECT_ROOT, env: { ...env, CORDON_API: apiUrl }, timeout: 60_000 },
+      { cwd: PROJECT_ROOT, env: { ...env, CORDON_API: apiUrl, ...options.extraEnv }, timeout: 60_000 },
       (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
+    if (options.stdin !== undefined) child.stdin?.end(options.stdin);
   });
+}
+
+const cordon = (...args: string[]): Promise<CliResult> => cordonWith({}, ...args);
+
+/** A dev identity's token, as `npm start` generated it. */
+async function tokenOf(name: string): Promise<string> {
+  const credentials = JSON.parse(await readFile(join(dataDir, 'dev-credentials.json'), 'utf8')) as Record<string, { token: string }>;
+  return credentials[name]!.token;
 }
 
 async function showRun(runId: string, as = 'oscar'): Promise<RunView> {
@@ -166,6 +181,52 @@ describe('npm start (the embedded default)', () => {
     expect(twice.code).toBe(5);
   });
 
+  it('reads an alert from standard input with the token in CORDON_TOKEN, and one approver rejects it with a comment, changing nothing', async () => {
+    // Another administrator, flagged as orphaned by mistake: a fresh alert that needs two approvers.
+    const template = JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts/orphaned-admin.json'), 'utf8')) as Record<string, unknown>;
+    const alert = JSON.stringify({ ...template, id: 'orphan-2026-0099', subject: { system: 'scim', userName: 'priya.raman' }, summary: 'Administrator flagged as orphaned.' });
+
+    // Neither --token nor --as: the token is CORDON_TOKEN's, and without it the API refuses.
+    const anonymous = await cordonWith({ stdin: alert }, 'alert', 'send', '-');
+    expect(anonymous.code).toBe(3);
+    expect(anonymous.stderr).toContain('cordon: Unauthenticated');
+    const sent = await cordonWith({ stdin: alert, extraEnv: { CORDON_TOKEN: await tokenOf('alice') } }, '--json', 'alert', 'send', '-');
+    expect(sent.code, sent.stderr).toBe(0);
+    const runId = (JSON.parse(sent.stdout) as { runId: string }).runId;
+    const waiting = await waitForRun(runId, ['awaiting_approval', 'completed', 'denied', 'failed']);
+    expect(waiting.status).toBe('awaiting_approval');
+    expect(waiting.requestedBy).toBe('alice');
+    expect(waiting.alert).toMatchObject({ source: 'demo-siem', id: 'orphan-2026-0099', subject: { system: 'scim', userName: 'priya.raman' } });
+    expect(waiting.decision).toMatchObject({ outcome: 'approve', requiredApprovals: 2 });
+    expect(waiting.plan?.actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type))).toEqual(['DisableAccount', 'admins', 'vpn-users']);
+
+    // --as wins over CORDON_TOKEN: alice's token in the environment, bob's decision on the run.
+    const rejected = await cordonWith({ extraEnv: { CORDON_TOKEN: await tokenOf('alice') } }, '--as', 'bob', 'reject', runId, '--comment', 'still employed: a false positive');
+    expect(rejected.code, rejected.stderr).toBe(0);
+    expect(rejected.stdout).toContain(`rejected ${runId}: 0 of 2 approval(s); status rejected`);
+    const run = await waitForRun(runId, ['rejected', 'completed', 'failed', 'needs_human', 'compensated']);
+    expect(run.status).toBe('rejected');
+    expect(run.approvals).toEqual([expect.objectContaining({ approver: 'bob', decision: 'reject', channel: 'cli', comment: 'still employed: a false positive' })]);
+    expect(run.journal.map((j) => j.status)).toEqual(['pending', 'pending', 'pending']);
+    const human = await cordon('--as', 'oscar', 'runs', 'show', runId);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain('rejected by bob via cli');
+    expect(human.stdout).toContain('still employed: a false positive');
+    // Once rejected, there is nothing left to decide.
+    const late = await cordon('--as', 'carol', 'reject', runId);
+    expect(late.code).toBe(5);
+    expect(late.stderr).toContain('RunNotAwaitingApproval');
+
+    // The directory: priya.raman is still active and still in both groups.
+    const scim = new ScimClient({ baseUrl: `http://127.0.0.1:${scimPort}/v2`, bearerToken: (await readFile(join(dataDir, 'scim-token'), 'utf8')).trim() });
+    const [priya] = await scim.findUsers(eqFilter('userName', 'priya.raman'));
+    expect(priya?.active).toBe(true);
+    for (const group of ['admins', 'vpn-users']) {
+      const [found] = await scim.findGroups(eqFilter('displayName', group));
+      expect((found?.members ?? []).map((m) => m.value), group).toContain(priya!.id);
+    }
+  });
+
   it('runs every other example alert to its end: LDAP, AWS, SCIM entitlements and OCSF intake', async () => {
     const send = async (file: string, ...flags: string[]) => {
       const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', ...flags, `examples/alerts/${file}`);
@@ -220,12 +281,18 @@ describe('npm start (the embedded default)', () => {
     for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 
-  it('starts again without slapd, naming the playbooks it cannot offer; the run awaiting approval still waits, carol completes it, and the first run rolls back', async () => {
-    // This time without slapd: the start goes on and says which playbooks it cannot offer.
+  it('starts again without slapd or moto, naming the playbooks it cannot offer; the run awaiting approval still waits, carol completes it, and the first run rolls back', async () => {
+    // This time without slapd and without moto: the start goes on and says which playbooks it cannot offer.
     env.CORDON_SLAPD_PATH = join(dataDir, 'no-such-slapd');
+    env.CORDON_MOTO_SERVER_PATH = join(dataDir, 'no-such-moto_server');
     const child = await start();
-    expect(child.tail(40)).toContain(`Demo LDAP        not started: slapd is not installed`);
-    expect(child.tail(40)).toContain(`Unavailable here: deprovision-account and entitlement-cleanup on LDAP: no slapd at ${env.CORDON_SLAPD_PATH}`);
+    const banner = child.tail(40);
+    expect(banner).toContain(`Demo LDAP        not started: slapd is not installed`);
+    expect(banner).toContain(`Unavailable here: deprovision-account and entitlement-cleanup on LDAP: no slapd at ${env.CORDON_SLAPD_PATH}`);
+    expect(banner).toContain(`Demo AWS IAM     not started: moto is not available`);
+    expect(banner).toContain(`Unavailable here: revoke-credential, quarantine-agent and entitlement-cleanup on AWS: no moto server at ${env.CORDON_MOTO_SERVER_PATH} (CORDON_MOTO_SERVER_PATH)`);
+    expect(banner).not.toContain(`127.0.0.1:${awsPort}`);
+    // The SCIM playbooks are all still there.
     const still = await showRun(adminRun);
     expect(still.status).toBe('awaiting_approval');
     expect(still.approvals.map((a) => a.approver)).toEqual(['bob']);
@@ -245,21 +312,29 @@ describe('npm start (the embedded default)', () => {
     const restored = await waitForRun(accountRun, ['rolled_back', 'partially_rolled_back']);
     expect(restored.status).toBe('rolled_back');
     expect(restored.journal.every((j) => j.status === 'rolled_back')).toBe(true);
-    // An LDAP alert now fails at observe, naming the missing connector; nothing was planned.
-    const ldapAlert = JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts/leaver-ldap.json'), 'utf8')) as Record<string, unknown>;
-    const file = join(dataDir, 'leaver-ldap-again.json');
-    await writeFile(file, JSON.stringify({ ...ldapAlert, id: 'leaver-without-ldap', subject: { system: 'ldap', userName: 'ben.cohen' } }));
-    const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', file);
-    expect(sent.code, sent.stderr).toBe(0);
-    const failed = await waitForRun((JSON.parse(sent.stdout) as { runId: string }).runId, ['completed', 'failed', 'needs_human', 'compensated']);
-    expect(failed.status).toBe('failed');
-    expect(failed.error).toMatchObject({ type: 'UnknownSystem', message: expect.stringContaining('no connector is configured for system "ldap"') as unknown as string });
-    expect(failed.plan).toBeFalsy();
+    // An LDAP alert and an AWS alert now fail at observe, each naming its missing connector; nothing was planned.
+    for (const [example, system, subject] of [
+      ['leaver-ldap.json', 'ldap', { system: 'ldap', userName: 'ben.cohen' }],
+      ['entitlement-excessive-aws.json', 'aws', { system: 'aws', userName: 'data-analyst' }],
+    ] as const) {
+      const alert = JSON.parse(await readFile(join(PROJECT_ROOT, 'examples/alerts', example), 'utf8')) as Record<string, unknown>;
+      const file = join(dataDir, `without-${system}.json`);
+      await writeFile(file, JSON.stringify({ ...alert, id: `without-${system}`, subject }));
+      const sent = await cordon('--as', 'soc', '--json', 'alert', 'send', file);
+      expect(sent.code, sent.stderr).toBe(0);
+      const failed = await waitForRun((JSON.parse(sent.stdout) as { runId: string }).runId, ['completed', 'failed', 'needs_human', 'compensated', 'awaiting_approval']);
+      expect(failed.status, example).toBe('failed');
+      expect(failed.error).toMatchObject({ type: 'UnknownSystem', message: expect.stringContaining(`no connector is configured for system "${system}"`) as unknown as string });
+      expect(failed.plan).toBeFalsy();
+    }
     const audit = await cordon('--as', 'oscar', 'audit', 'verify');
     expect(audit.code, audit.stderr).toBe(0);
     expect(audit.stdout).toMatch(/ledger intact: \d+ entries/);
 
-    const { code } = await interrupt(current!);
+    const { code, pids } = await interrupt(current!);
     expect(code).toBe(0);
+    // temporal, SCIM directory, worker, API: neither slapd nor moto was started.
+    expect(pids).toHaveLength(4);
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
   });
 });
