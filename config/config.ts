@@ -24,6 +24,25 @@ const PostgresUrl = z
   .refine((url) => URL.canParse(url), 'must be a valid URL')
   .refine((url) => !URL.canParse(url) || new URL(url).password === '', 'must not carry a password (put it in the file named by CORDON_POSTGRES_PASSWORD_FILE)');
 
+// Scopes for the UI's OIDC sign-in, separated by spaces or commas (RFC 6749 scope-tokens); openid is required.
+const OidcScopes = z
+  .string()
+  .transform((raw) => raw.split(/[\s,]+/).filter(Boolean))
+  .pipe(
+    z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'each scope must be printable ASCII without quotes or backslashes'))
+      .min(1, 'name at least one scope')
+      .max(32)
+      .refine((scopes) => scopes.includes('openid'), 'must include openid (the sign-in needs an ID token)'),
+  );
+// How long a UI sign-in lasts (and so how long roles taken from the provider's claims can be stale): 5m to 24h.
+const SessionTtl = z
+  .string()
+  .trim()
+  .regex(/^\d{1,6}(s|m|h)$/, 'must be a duration such as 30m or 8h (s, m or h)')
+  .transform((raw) => Number(raw.slice(0, -1)) * { s: 1, m: 60, h: 3600 }[raw.slice(-1) as 's' | 'm' | 'h'])
+  .pipe(z.int().min(300, 'must be at least 5m').max(86_400, 'must be at most 24h'));
+
 /**
  * Every environment variable Cordon reads, with its default. Unknown `CORDON_*` variables are
  * refused, so a misspelt setting fails at startup instead of being silently ignored.
@@ -72,13 +91,23 @@ export const EnvSchema = z.object({
   CORDON_AWS_REGION: NonEmpty.optional(),
   CORDON_AWS_ENDPOINT: z.url().optional(),
   CORDON_AWS_CREDENTIALS_FILE: NonEmpty.optional(),
+  // Access Advisor finds stale entitlements; off for an endpoint that does not offer it (moto, LocalStack).
+  CORDON_AWS_ACCESS_ADVISOR: z.enum(['on', 'off']).default('on'),
   // The web UI: OIDC sign-in, sessions; the dev sign-in is for the embedded default only.
   CORDON_OIDC_ISSUER: z.url().optional(),
   CORDON_OIDC_CLIENT_ID: NonEmpty.optional(),
   CORDON_OIDC_CLIENT_SECRET_FILE: NonEmpty.optional(),
   CORDON_OIDC_ROLES_CLAIM: NonEmpty.default('roles'),
   CORDON_OIDC_ROLE_MAP_FILE: NonEmpty.optional(),
+  CORDON_OIDC_SCOPES: OidcScopes.default(['openid', 'email', 'profile']),
+  CORDON_OIDC_NAME_CLAIM: z
+    .string()
+    .trim()
+    .regex(/^[A-Za-z_][A-Za-z0-9_:-]*(\.[A-Za-z_][A-Za-z0-9_:-]*)*$/, 'must be a claim name such as sub, email or preferred_username (a dotted path reaches into an object)')
+    .max(100)
+    .default('sub'),
   CORDON_UI_SESSION_SECRET_FILE: NonEmpty.optional(),
+  CORDON_UI_SESSION_TTL: SessionTtl.default(8 * 60 * 60),
   CORDON_UI_DEV_SIGNIN: z.enum(['on', 'off']).default('off'),
   // Slack: notifications (worker) and button clicks (API).
   CORDON_SLACK_BOT_TOKEN_FILE: NonEmpty.optional(),
@@ -99,6 +128,8 @@ export const EnvSchema = z.object({
   CORDON_SCIM_PORT: Port.default(9090),
   // `npm start`: the slapd binary of the demo LDAP directory (default: /usr/sbin/slapd or /usr/local/sbin/slapd).
   CORDON_SLAPD_PATH: NonEmpty.optional(),
+  // `npm start`: moto's server for the demo AWS account (default: .tools/bin/moto_server, installed from PyPI when missing).
+  CORDON_MOTO_SERVER_PATH: NonEmpty.optional(),
   // The CLI's (config/cli-env.ts); listed so that they are known names.
   CORDON_API: z.url().optional(),
   CORDON_TOKEN: z.string().optional(),
@@ -134,7 +165,7 @@ export interface Config {
   policyDir: string;
   guardrailsFile: string;
   scim: { system: string; baseUrl: string | undefined; tokenFile: string };
-  aws: { system: string; region: string | undefined; endpoint: string | undefined; credentialsFile: string | undefined };
+  aws: { system: string; region: string | undefined; endpoint: string | undefined; credentialsFile: string | undefined; accessAdvisor: boolean };
   ldap: {
     system: string;
     url: string | undefined;
@@ -149,8 +180,20 @@ export interface Config {
   };
   ui: {
     sessionSecretFile: string;
+    /** How long a sign-in lasts, in seconds. */
+    sessionTtlSeconds: number;
     devSignIn: boolean;
-    oidc: { issuer: string | undefined; clientId: string | undefined; clientSecretFile: string | undefined; rolesClaim: string; roleMapFile: string | undefined };
+    oidc: {
+      issuer: string | undefined;
+      clientId: string | undefined;
+      clientSecretFile: string | undefined;
+      rolesClaim: string;
+      roleMapFile: string | undefined;
+      /** Asked for at sign-in; always includes `openid`. */
+      scopes: string[];
+      /** The claim that names the person in Cordon. */
+      nameClaim: string;
+    };
   };
   slack: { botTokenFile: string | undefined; signingSecretFile: string | undefined; channel: string | undefined; userMapFile: string | undefined; apiUrl: string | undefined };
   log: { level: Env['CORDON_LOG_LEVEL'] };
@@ -158,7 +201,7 @@ export interface Config {
   metrics: { workerHost: string; workerPort: number | undefined; temporalPort: number | undefined };
   /** Where spans go: nowhere, an OTLP/HTTP collector, or the console. */
   tracing: { exporter: Env['CORDON_OTEL_EXPORTER']; otlpEndpoint: string | undefined };
-  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number; slapdPath: string | undefined };
+  dev: { temporalCliPath: string | undefined; temporalUiPort: number; scimPort: number; ldapPort: number; awsDemoPort: number; slapdPath: string | undefined; motoServerPath: string | undefined };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -232,6 +275,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     },
     ui: {
       sessionSecretFile: e.CORDON_UI_SESSION_SECRET_FILE ? path(e.CORDON_UI_SESSION_SECRET_FILE) : inData('ui-session.key'),
+      sessionTtlSeconds: e.CORDON_UI_SESSION_TTL,
       devSignIn: e.CORDON_UI_DEV_SIGNIN === 'on',
       oidc: {
         issuer: e.CORDON_OIDC_ISSUER,
@@ -239,6 +283,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         clientSecretFile: e.CORDON_OIDC_CLIENT_SECRET_FILE ? path(e.CORDON_OIDC_CLIENT_SECRET_FILE) : undefined,
         rolesClaim: e.CORDON_OIDC_ROLES_CLAIM,
         roleMapFile: e.CORDON_OIDC_ROLE_MAP_FILE ? path(e.CORDON_OIDC_ROLE_MAP_FILE) : undefined,
+        scopes: e.CORDON_OIDC_SCOPES,
+        nameClaim: e.CORDON_OIDC_NAME_CLAIM,
       },
     },
     slack: {
@@ -253,6 +299,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       region: e.CORDON_AWS_REGION,
       endpoint: e.CORDON_AWS_ENDPOINT,
       credentialsFile: e.CORDON_AWS_CREDENTIALS_FILE ? path(e.CORDON_AWS_CREDENTIALS_FILE) : undefined,
+      accessAdvisor: e.CORDON_AWS_ACCESS_ADVISOR === 'on',
     },
     ldap: {
       system: e.CORDON_LDAP_SYSTEM,
@@ -269,6 +316,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     log: { level: e.CORDON_LOG_LEVEL },
     metrics: { workerHost: e.CORDON_WORKER_METRICS_HOST, workerPort: e.CORDON_WORKER_METRICS_PORT, temporalPort: e.CORDON_TEMPORAL_METRICS_PORT },
     tracing: { exporter: e.CORDON_OTEL_EXPORTER, otlpEndpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT },
-    dev: { temporalCliPath: e.TEMPORAL_CLI_PATH, temporalUiPort: e.CORDON_TEMPORAL_UI_PORT, scimPort: e.CORDON_SCIM_PORT, ldapPort: e.CORDON_LDAP_PORT, awsDemoPort: e.CORDON_AWS_DEMO_PORT, slapdPath: e.CORDON_SLAPD_PATH ? path(e.CORDON_SLAPD_PATH) : undefined },
+    dev: {
+      temporalCliPath: e.TEMPORAL_CLI_PATH,
+      temporalUiPort: e.CORDON_TEMPORAL_UI_PORT,
+      scimPort: e.CORDON_SCIM_PORT,
+      ldapPort: e.CORDON_LDAP_PORT,
+      awsDemoPort: e.CORDON_AWS_DEMO_PORT,
+      slapdPath: e.CORDON_SLAPD_PATH ? path(e.CORDON_SLAPD_PATH) : undefined,
+      motoServerPath: e.CORDON_MOTO_SERVER_PATH ? path(e.CORDON_MOTO_SERVER_PATH) : undefined,
+    },
   });
 }

@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
 import { describe, it, expect } from 'vitest';
 import { ConfigError, KNOWN_ENV_VARS, loadConfig, PROJECT_ROOT } from '../../config/config.js';
+import { buildWorkerResources } from '../../workers/build.js';
 
 const cwd = '/srv/cordon';
 
@@ -162,5 +165,28 @@ describe('KNOWN_ENV_VARS', () => {
     expect(KNOWN_ENV_VARS).toContain('CORDON_API_PORT');
     expect(KNOWN_ENV_VARS).toContain('TEMPORAL_ADDRESS');
     expect(KNOWN_ENV_VARS).not.toContain('CORDON_APIPORT');
+  });
+});
+
+describe('the AWS connector and Access Advisor', () => {
+  const aws = { CORDON_AWS_REGION: 'us-east-1', CORDON_AWS_ENDPOINT: 'http://127.0.0.1:1' };
+
+  it('offers the stale-entitlement search unless CORDON_AWS_ACCESS_ADVISOR is off', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cordon-advisor-'));
+    const built = async (env: Record<string, string>) => {
+      const resources = await buildWorkerResources(loadConfig({ CORDON_DATA_DIR: dir, ...aws, ...env }, dir), pino({ level: 'silent' }));
+      try {
+        return typeof resources.connectors.aws?.staleEntitlements;
+      } finally {
+        await resources.close();
+      }
+    };
+    expect(await built({})).toBe('function');
+    expect(await built({ CORDON_AWS_ACCESS_ADVISOR: 'on' })).toBe('function');
+    expect(await built({ CORDON_AWS_ACCESS_ADVISOR: 'off' })).toBe('undefined');
+  });
+
+  it('refuses another value for CORDON_AWS_ACCESS_ADVISOR, naming it', () => {
+    expect(refused({ ...aws, CORDON_AWS_ACCESS_ADVISOR: 'maybe' }).problems.some((p) => p.startsWith('CORDON_AWS_ACCESS_ADVISOR'))).toBe(true);
   });
 });
