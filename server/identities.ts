@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { IdentityName, Role, type Identity } from '../domain/index.js';
@@ -43,7 +44,7 @@ export function identityStore(file: IdentitiesFile): IdentityStore {
 }
 
 /** Reads and validates the identities file; throws naming the file and the bad field. */
-export async function loadIdentities(path: string): Promise<IdentityStore> {
+async function readIdentitiesFile(path: string): Promise<IdentitiesFile> {
   let raw: string;
   try {
     raw = await readFile(path, 'utf8');
@@ -61,5 +62,40 @@ export async function loadIdentities(path: string): Promise<IdentityStore> {
     const issue = parsed.error.issues[0];
     throw new Error(`the identities file ${path} is invalid at ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'unknown'}`);
   }
-  return identityStore(parsed.data);
+  return parsed.data;
+}
+
+/** An identity store that follows its file; `close` stops following it. */
+export type WatchedIdentityStore = IdentityStore & { close(): void };
+
+/**
+ * Loads the identities file (throwing, naming the file and the bad field, when it is bad at startup) and
+ * reloads it whenever it changes, looked at every `intervalMs`: a token or a role taken out of the file
+ * stops counting within that time, without a restart, so approver eligibility is the file's as it is
+ * at the moment of the decision. A file that becomes unreadable or invalid fails closed: no token
+ * authenticates and no one has a role until it is fixed (logged as an error).
+ */
+export async function watchIdentities(path: string, log: { info(obj: object, msg: string): void; error(obj: object, msg: string): void }, intervalMs = 1000): Promise<WatchedIdentityStore> {
+  let current = identityStore(await readIdentitiesFile(path));
+  let reading = Promise.resolve();
+  const reload = (now: Stats, before: Stats) => {
+    // Called on any stat change, a read included: only a change of content, or a replaced file, counts.
+    if (now.mtimeMs === before.mtimeMs && now.ctimeMs === before.ctimeMs && now.size === before.size && now.ino === before.ino) return;
+    reading = reading.then(async () => {
+      try {
+        current = identityStore(await readIdentitiesFile(path));
+        log.info({ file: path, names: current.names().length }, 'identities file reloaded');
+      } catch (error) {
+        current = identityStore({});
+        log.error({ file: path, err: error }, 'the identities file cannot be used: no token is accepted until it is fixed');
+      }
+    });
+  };
+  watchFile(path, { interval: intervalMs, persistent: false }, reload);
+  return {
+    authenticate: (token) => current.authenticate(token),
+    identity: (name) => current.identity(name),
+    names: () => current.names(),
+    close: () => unwatchFile(path, reload),
+  };
 }

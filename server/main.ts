@@ -14,7 +14,7 @@ import { loadDataConverter, loadSearchIndex } from '../config/payload-codec.js';
 import { clientTracingInterceptors, spanProcessorFor, startTracing } from '../config/tracing.js';
 import { openStores } from '../store/open.js';
 import { buildServer } from './app.js';
-import { loadIdentities } from './identities.js';
+import { watchIdentities } from './identities.js';
 
 async function readOptionalSecret(path: string): Promise<Buffer | undefined> {
   try {
@@ -48,7 +48,7 @@ async function slackConfig(config: Config, identities: IdentityStore): Promise<S
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config, 'cordon-api');
-  const identities = await loadIdentities(config.identitiesFile);
+  const identities = await watchIdentities(config.identitiesFile, log);
   const alertHmacSecret = await readOptionalSecret(config.alertHmacSecretFile);
   if (!alertHmacSecret) log.warn({ file: config.alertHmacSecretFile }, 'no alert HMAC secret: only bearer tokens can send alerts');
   const approvalSigner = await readApprovalSigningKey(config.approvals.signingKeyFile);
@@ -83,6 +83,7 @@ async function main(): Promise<void> {
     try {
       await app.close();
       clearTimeout(grace);
+      identities.close();
       await connection.close();
       await ledger.close();
       await guardrailState.close();
