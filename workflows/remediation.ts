@@ -6,6 +6,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -105,6 +106,12 @@ const notices = proxyActivities<RemediationActivities>({ startToCloseTimeout: '1
 
 /** How many times a run observes its target before it gives up on a plan that keeps changing. */
 const MAX_OBSERVATIONS = 4;
+/**
+ * Patch id: the guardrails are checked before the re-observation that precedes the first change, so
+ * a run held there (a kill switch may hold it for days) re-observes its target after the hold. Runs
+ * begun before it replay without the check.
+ */
+const GUARDRAILS_BEFORE_REOBSERVE = 'guardrails-before-reobserve';
 
 /** How often a run waiting out its rollback window re-reads the keys that verify rollback requests. */
 const KEY_REFRESH_MS = 24 * 60 * 60 * 1000;
@@ -574,7 +581,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
    * let go. A spent budget holds it until the budget frees or the run's window (its approval window)
    * ends, which throws PausedTooLong: the run then ends without failing (expired, or compensated).
    */
-  const pauseUntilClear = async (current: Plan, action: Action, first: GuardrailBlock, resume: 'executing' | 'rolling_back'): Promise<void> => {
+  const pauseUntilClear = async (current: Plan, action: Action, first: GuardrailBlock, resume: 'observing' | 'executing' | 'rolling_back'): Promise<void> => {
     const deadline = decidedAt + decision!.approvalTimeoutMs;
     let block: GuardrailBlock = first;
     pausedReason = block.reason;
@@ -744,6 +751,26 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
     rollbackUntil = Math.min(rollbackUntil, Date.now());
   };
 
+  /**
+   * Before the first change: waits `paused` while a guardrail stops the plan's first action, so that the
+   * re-observation after it sees the target as it is when the run may act. False when the run ended
+   * (`expired`: a spent budget outlasted its window, before any change).
+   */
+  const holdUntilGuardrailsClear = async (current: Plan): Promise<boolean> => {
+    const first = current.actions[0]!;
+    const check = await local.checkGuardrails({ playbook: current.playbook, action: first });
+    if (check.clear) return true;
+    try {
+      await pauseUntilClear(current, first, check, 'observing');
+      return true;
+    } catch (error) {
+      const info = failureInfo(error);
+      if (info.type !== 'PausedTooLong') throw error;
+      await finish('expired', info);
+      return false;
+    }
+  };
+
   /** The run itself: it leaves `status` terminal, or throws (cancellation, or an unexpected failure). */
   const remediate = async (): Promise<void> => {
     // observeTarget writes `run.received` (the entry into `observing`) itself.
@@ -774,6 +801,7 @@ export async function remediationWorkflow(input: RemediationInput): Promise<Reme
           return;
         }
       }
+      if (patched(GUARDRAILS_BEFORE_REOBSERVE) && !(await holdUntilGuardrailsClear(plan))) return;
       const account = { id: snapshot.account.id, ...(snapshot.account.kind !== undefined ? { kind: snapshot.account.kind } : {}) };
       const fresh = await reads.observeTarget({ runId, alert, requestedBy, account, attempt: observation });
       const freshPlan = await local.planRemediation({ runId, alert, snapshot: fresh });

@@ -223,6 +223,36 @@ describe('kill switch pauses without a deadline, and rollbacks pause too', () =>
     }
   });
 
+  it('re-observes a run held before its first change once released, and acts only on what still needs doing', async () => {
+    const scope = { kind: 'playbook', name: 'deprovision-account' } as const;
+    const user = await env.org.user('ksdrift', ['ks-left', 'ks-gone']);
+    await env.guardrailState.setKillSwitch(scope, true, 'admin', 'hold, then the target changes');
+    try {
+      const handle = await startRun(env.client, taskQueue, alertFor({ userName: user.userName }));
+      const paused = await waitForStatus(handle, ['paused', 'completed', 'failed', 'denied']);
+      expect(paused).toMatchObject({ status: 'paused', pausedReason: 'kill-switch' });
+      expect(paused.plan?.actions).toHaveLength(3);
+
+      // Someone takes the account out of one group by hand while the run is held.
+      const gone = await env.org.groupId('ks-gone');
+      await env.connector.removeGroupMember!({ id: gone }, { id: user.id });
+      await env.guardrailState.setKillSwitch(scope, false, 'admin', 'released');
+
+      const done = await waitForStatus(handle, ['completed', 'expired', 'compensated', 'failed']);
+      expect(done.status).toBe('completed');
+      expect(done.plan?.actions.map((a) => (a.type === 'RemoveGroupMembership' ? a.group.display : a.type))).toEqual(['DisableAccount', 'ks-left']);
+      expect(done.plan?.digest).not.toBe(paused.plan?.digest);
+      expect(done.timeline.map((t) => t.status)).toEqual(expect.arrayContaining(['paused', 'observing', 'executing', 'completed']));
+      const drifted = (await env.ledger.entries({ runId: handle.workflowId })).filter((e) => e.kind === 'plan.drifted');
+      expect(drifted.map((e) => [e.data.from, e.data.to])).toEqual([[paused.plan!.digest, done.plan!.digest]]);
+      const after = await env.connector.readAccount({ id: user.id });
+      expect({ active: after.account.active, groups: after.groups }).toEqual({ active: false, groups: [] });
+      await expectReplays(handle);
+    } finally {
+      await env.guardrailState.setKillSwitch(scope, false, 'admin', 'test over');
+    }
+  });
+
   it('pauses a rollback before its undos while a kill switch is engaged, and finishes it on release', async () => {
     const scope = { kind: 'connector', name: 'scim' } as const;
     const user = await env.org.user('ksrb', ['ksrb-a', 'ksrb-b']);
