@@ -145,7 +145,7 @@ type History = Awaited<ReturnType<WorkflowHandle['fetchHistory']>>;
 
 /**
  * The steps of a finished run, in order: each ActivityTaskScheduled is a regular activity, each
- * local-activity marker a local activity.
+ * local-activity marker a local activity (patch markers are skipped).
  */
 function stepsOf(history: History): BareStep[] {
   const steps: BareStep[] = [];
@@ -153,6 +153,8 @@ function stepsOf(history: History): BareStep[] {
     if (event.activityTaskScheduledEventAttributes) steps.push('activity');
     else if (event.markerRecordedEventAttributes) {
       const marker = event.markerRecordedEventAttributes.markerName;
+      // A patch marker (`patched()`) records which code path the run took; it runs no code.
+      if (marker === 'core_patch') continue;
       if (marker !== 'core_local_activity') throw new Error(`unexpected marker ${marker ?? '(unnamed)'} in a deprovision run's history`);
       steps.push('local');
     }
