@@ -150,15 +150,18 @@ export function createRemediationActivities(deps: RemediationDeps) {
   const state = deps.guardrailState;
   if (!state && guardrails.file.budgets.length > 0) throw new Error('guardrail budgets need a guardrail state store');
 
-  const killSwitchesFor = async (playbook: string, connectors: readonly string[]): Promise<KillSwitchState[]> =>
-    state ? (await state.killSwitches()).filter((k) => k.engaged && scopeAffects(k.scope, { playbook, connectors })) : [];
+  /**
+   * The engaged kill switches that cover this playbook on these connectors. Without a playbook (an undo
+   * requested before requests named it) every playbook's switch covers it: fail closed.
+   */
+  const killSwitchesFor = async (playbook: string | undefined, connectors: readonly string[]): Promise<KillSwitchState[]> =>
+    state
+      ? (await state.killSwitches()).filter((k) => k.engaged && ((playbook === undefined && k.scope.kind === 'playbook') || scopeAffects(k.scope, { playbook: playbook ?? '', connectors })))
+      : [];
 
   /** Why an engaged kill switch stops a mutation of this playbook on this connector, if one does. */
   const killSwitchBlock = async (playbook: string | undefined, connector: string): Promise<GuardrailBlock | undefined> => {
-    if (!state) return undefined;
-    // A request that does not name its playbook is stopped by every playbook's switch: fail closed.
-    const affects = (k: KillSwitchState) => (playbook === undefined && k.scope.kind === 'playbook') || scopeAffects(k.scope, { playbook: playbook ?? '', connectors: [connector] });
-    const first = (await state.killSwitches()).find((k) => k.engaged && affects(k));
+    const first = (await killSwitchesFor(playbook, [connector]))[0];
     if (!first) return undefined;
     return { reason: 'kill-switch', detail: `kill switch ${first.scope.kind}${first.scope.kind === 'global' ? '' : ` ${first.scope.name}`} engaged by ${first.actor}: ${first.reason}`, retryAfterMs: 3000 };
   };
