@@ -21,19 +21,19 @@ import { createIamConnector, type IamConnector } from '../../activities/connecto
 import type { DirectoryConnector } from '../../activities/connectors/types.js';
 import { wrapConnector } from '../../activities/connectors/wrap.js';
 import { createRemediationActivities } from '../../activities/remediation.js';
-import type { Action, Alert, Identity, RunStatus, RunView } from '../../domain/index.js';
+import type { Action, Alert, Identity, RunStatus } from '../../domain/index.js';
 import { attachQuarantine, deactivateCredential, detachPolicy, removeMembership } from '../../playbooks/actions.js';
 import { DEFAULT_UNUSED_FOR_DAYS } from '../../playbooks/entitlement-cleanup.js';
 import { accountTarget } from '../../playbooks/types.js';
 import type { Guardrails } from '../../policies/guardrails.js';
-import { decideApprovalUpdate, requestRollbackUpdate } from '../../workflows/messages.js';
-import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
+import { requestRollbackUpdate } from '../../workflows/messages.js';
+import { signRollbackForTest } from '../support/approval-keys.js';
 import { startAccessAdvisor, type AccessAdvisorRecorder } from '../support/aws-access-advisor.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type Direction, type FaultPlan } from '../support/faults.js';
 import { startMoto, TestAws, type TestMoto } from '../support/moto.js';
 import { guardrailsFrom } from '../support/policy-files.js';
-import { expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
+import { approveAll, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 const DAY = 86_400_000;
 // moto dates every identity today; the connector's clock runs 200 days ahead, so identities are old
@@ -110,13 +110,6 @@ const cleanupDirection = (operation: string): Direction | undefined =>
 /** Guardrails under which quarantine-agent treats `group` as the privileged group (test groups carry a suffix). */
 function privilegedGroupIs(group: string) {
   return guardrailsFrom(`version: 1\nplaybooks:\n  quarantine-agent:\n    privilegedGroups: ['${group}']\n`);
-}
-
-/** Approves the open decision (the plan's, or with `digest` a rollback's) as each approver in turn. */
-async function approveAll(handle: Awaited<ReturnType<typeof startRun>>, run: RunView, approvers: string[], digest = run.plan!.digest) {
-  for (const approver of approvers) {
-    await handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest: digest, channel: 'api' })] });
-  }
 }
 
 /** `connector` with every mutation's `changed` recorded, by operation. */

@@ -15,12 +15,12 @@ import { createRemediationActivities } from '../../activities/remediation.js';
 import type { Alert, Identity, RunView } from '../../domain/index.js';
 import { disableAccount, removeMembership } from '../../playbooks/actions.js';
 import { accountTarget } from '../../playbooks/types.js';
-import { decideApprovalUpdate, requestRollbackUpdate } from '../../workflows/messages.js';
-import { signForTest, signRollbackForTest } from '../support/approval-keys.js';
+import { requestRollbackUpdate } from '../../workflows/messages.js';
+import { signRollbackForTest } from '../support/approval-keys.js';
 import { startRemediationEnv, type RemediationEnv } from '../support/env.js';
 import { withFaults, type FaultPlan } from '../support/faults.js';
 import { startTestSlapd, type TestSlapd } from '../support/slapd.js';
-import { expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
+import { approveAll, expectReplays, startRun, startWorker, waitForStatus, type RunningWorker } from '../support/temporal.js';
 
 const PERMANENT_LOCK = '000001010000Z';
 const ENDED = ['completed', 'compensated', 'needs_human', 'failed', 'denied', 'rejected', 'expired', 'cancelled'] as const;
@@ -151,15 +151,6 @@ async function expectUndoneThrough(runId: string, run: RunView, k: number, faile
       .map((a, index) => [a.id, index < k - 1 || failed === 'after'])
       .reverse(),
   );
-}
-
-/** Approves as each of `approvers`: the plan, or with `digest` what that digest names (a rollback's). */
-async function approveAll(handle: Awaited<ReturnType<typeof startRun>>, run: RunView, approvers: string[], digest = run.plan!.digest) {
-  const answers = [];
-  for (const approver of approvers) {
-    answers.push(await handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest: digest, channel: 'api' })] }));
-  }
-  return answers;
 }
 
 const ledgerKinds = async (runId: string) => (await env.ledger.entries({ runId })).map((e) => e.kind);

@@ -8,8 +8,8 @@ import { createRemediationActivities, type RemediationDeps } from '../../activit
 import { runIdFor, type Alert, type Identity, type RunStatus, type RunView } from '../../domain/index.js';
 import { playbookForKind } from '../../playbooks/registry.js';
 import { installTemporalRuntime } from '../../workers/runtime.js';
-import { testVerifyKeys } from './approval-keys.js';
-import { getRunQuery } from '../../workflows/messages.js';
+import { signForTest, testVerifyKeys } from './approval-keys.js';
+import { decideApprovalUpdate, getRunQuery } from '../../workflows/messages.js';
 import type { RemediationInput } from '../../workflows/remediation.js';
 
 /** A logger that only speaks up about errors, for tests. */
@@ -90,6 +90,18 @@ export async function waitForStatus(handle: WorkflowHandle, statuses: RunStatus[
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`run ${handle.workflowId} did not reach ${statuses.join('|')} in ${timeoutMs} ms (last: ${last?.status ?? 'none'}, error: ${JSON.stringify(last?.error)})`);
+}
+
+/**
+ * Approves the open decision as each approver in turn (role `approver`, channel `api`), signed as the
+ * API signs: the plan's, or with `digest` a rollback's. Answers the workflow's replies.
+ */
+export async function approveAll(handle: WorkflowHandle, run: RunView, approvers: string[], digest = run.plan!.digest) {
+  const answers = [];
+  for (const approver of approvers) {
+    answers.push(await handle.executeUpdate(decideApprovalUpdate, { args: [signForTest(handle.workflowId, { approver, roles: ['approver'], decision: 'approve', planDigest: digest, channel: 'api' })] }));
+  }
+  return answers;
 }
 
 /** Replays the run's full history against the current workflow code: fails on any nondeterminism. */
